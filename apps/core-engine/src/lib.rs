@@ -1,0 +1,1 @@
+//! ARO core-engine

@@ -1,0 +1,1 @@
+//! ARO openclaw-executor

@@ -1,0 +1,1 @@
+//! ARO profile-backend-healthcare

@@ -1,0 +1,1 @@
+//! ARO profile-ui-healthcare

@@ -1,0 +1,1 @@
+//! The operator's command: aro up, migrate, token, tenant, clock.

@@ -1,0 +1,1 @@
+//! PostgreSQL storage for installs that outgrow one machine.

@@ -1,0 +1,1 @@
+//! The storage contract: one trait, records and errors, implemented once per engine.
