@@ -1,0 +1,539 @@
+//! [`Tx`]: one transaction as callers use it. Domain records in and out; personal data sealed on
+//! the way down and opened on the way up.
+
+use crate::backend::BackendTx;
+use crate::error::StoreError;
+use crate::micros;
+use crate::records::*;
+use crate::rows::*;
+use crate::vault::{Place, Vault};
+use aro_domain::appointment::{Appointment, AppointmentStatus};
+use aro_domain::customer::{Customer, CustomerDetails};
+use aro_domain::ids::{BusinessId, TenantId};
+use aro_domain::message::Channel;
+use aro_domain::tenant::{ClassificationResidency, Tenant, TenantConfig};
+use aro_domain::values::{Currency, Email, Language, Money, Phone, Region, Zone};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+
+pub struct Tx<'t> {
+    raw: &'t mut dyn BackendTx,
+    vault: &'t Vault,
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {detail}"))
+}
+
+impl<'t> Tx<'t> {
+    pub(crate) fn new(raw: &'t mut dyn BackendTx, vault: &'t Vault) -> Self {
+        Self { raw, vault }
+    }
+
+    /// The row-level interface, for engine-neutral code that needs a query not wrapped here.
+    pub fn raw(&mut self) -> &mut dyn BackendTx {
+        self.raw
+    }
+
+    pub fn vault(&self) -> &Vault {
+        self.vault
+    }
+
+    /// Serialises transactions on the same logical key until this one ends.
+    pub async fn lock(&mut self, key: &str) -> Result<(), StoreError> {
+        self.raw.lock(key).await
+    }
+
+    // ----- tenants -----
+
+    pub async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<bool, StoreError> {
+        let row = tenant_row(tenant)?;
+        self.raw.insert_tenant(&row).await
+    }
+
+    pub async fn update_tenant(&mut self, tenant: &Tenant, config_version: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut row = tenant_row(tenant)?;
+        row.config_version = config_version;
+        row.updated_at = micros(now);
+        self.raw.update_tenant(&row).await
+    }
+
+    pub async fn get_tenant(&mut self, id: &str) -> Result<Option<(Tenant, i64)>, StoreError> {
+        match self.raw.get_tenant(id).await? {
+            Some(row) => Ok(Some((tenant_from_row(row.clone())?, row.config_version))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list_tenants(&mut self) -> Result<Vec<Tenant>, StoreError> {
+        self.raw
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(tenant_from_row)
+            .collect()
+    }
+
+    // ----- customers -----
+
+    /// Creates a patient with a fresh data key.
+    pub async fn insert_customer(
+        &mut self,
+        tenant_id: &TenantId,
+        details: &CustomerDetails,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, StoreError> {
+        let id = crate::ids::new_business_id(aro_domain::ids::prefix::CUSTOMER);
+        let now = micros(now);
+        let customer = Customer {
+            id,
+            tenant_id: tenant_id.clone(),
+            name: details.name.clone(),
+            phone: details.phone.clone(),
+            email: details.email.clone(),
+            zone: details.zone,
+            language: details.language.clone(),
+            risk_score: 0,
+            no_show_count: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let row = self.customer_row(&customer, now).await?;
+        self.raw.insert_customer(&row).await?;
+        Ok(customer)
+    }
+
+    pub async fn update_customer(&mut self, customer: &Customer, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut row = self.customer_row(customer, now).await?;
+        row.updated_at = micros(now);
+        self.raw.update_customer(&row).await
+    }
+
+    pub async fn get_customer(&mut self, tenant_id: &str, id: &str) -> Result<Option<Customer>, StoreError> {
+        match self.raw.get_customer(tenant_id, id).await? {
+            Some(row) => Ok(Some(self.customer_from_row(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Everyone in the tenant with this number (family members share phones).
+    pub async fn customers_by_phone(&mut self, tenant_id: &str, phone: &Phone) -> Result<Vec<Customer>, StoreError> {
+        let index = self.vault.blind_index(tenant_id, phone.as_str());
+        let rows = self.raw.customers_by_phone_index(tenant_id, &index).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.customer_from_row(row).await?);
+        }
+        Ok(out)
+    }
+
+    /// The blind index of a phone number in this tenant.
+    pub fn phone_index(&self, tenant_id: &str, phone: &Phone) -> String {
+        self.vault.blind_index(tenant_id, phone.as_str())
+    }
+
+    /// Destroys the patient's data key: every ciphertext under it, in any table or event, is
+    /// unreadable from now on.
+    pub async fn erase_subject(&mut self, tenant_id: &str, subject_id: &str) -> Result<bool, StoreError> {
+        self.raw.delete_data_key(tenant_id, subject_id).await
+    }
+
+    async fn customer_row(&mut self, c: &Customer, now: DateTime<Utc>) -> Result<CustomerRow, StoreError> {
+        let tenant = c.tenant_id.as_str();
+        let id = c.id.as_str();
+        let key = self.vault.key_for(&mut *self.raw, tenant, id, now).await?;
+        let place = |column| Place {
+            tenant_id: tenant,
+            table: "customers",
+            column,
+            row_id: id,
+        };
+        let seal = |column, value: Option<&str>| -> Result<Option<Vec<u8>>, StoreError> {
+            value.map(|v| self.vault.seal(&key, place(column), v)).transpose()
+        };
+        Ok(CustomerRow {
+            tenant_id: tenant.to_owned(),
+            id: id.to_owned(),
+            name_ct: seal("name", c.name.as_deref())?,
+            phone_ct: seal("phone", c.phone.as_ref().map(Phone::as_str))?,
+            phone_index: c
+                .phone
+                .as_ref()
+                .map(|p| self.vault.blind_index(tenant, p.as_str())),
+            email_ct: seal("email", c.email.as_ref().map(Email::as_str))?,
+            zone: c.zone.map(|z| z.name().to_owned()),
+            language: c.language.as_ref().map(|l| l.as_str().to_owned()),
+            risk_score: i64::from(c.risk_score),
+            no_show_count: i64::from(c.no_show_count),
+            created_at: micros(c.created_at),
+            updated_at: micros(c.updated_at),
+        })
+    }
+
+    async fn customer_from_row(&mut self, row: CustomerRow) -> Result<Customer, StoreError> {
+        let tenant = row.tenant_id.as_str();
+        let id = row.id.as_str();
+        // An erased patient has no key: their personal fields read as absent.
+        let key = self.vault.existing_key(&mut *self.raw, tenant, id).await?;
+        let open = |column, ct: &Option<Vec<u8>>| -> Result<Option<String>, StoreError> {
+            match (ct, &key) {
+                (Some(ct), Some(key)) => self
+                    .vault
+                    .open(
+                        key,
+                        Place {
+                            tenant_id: tenant,
+                            table: "customers",
+                            column,
+                            row_id: id,
+                        },
+                        ct,
+                    )
+                    .map(Some),
+                _ => Ok(None),
+            }
+        };
+        let name = open("name", &row.name_ct)?;
+        let phone = open("phone", &row.phone_ct)?
+            .map(|p| Phone::parse_e164(&p).map_err(|e| corrupt("customers.phone", e)))
+            .transpose()?;
+        let email = open("email", &row.email_ct)?
+            .map(|e| Email::parse(&e).map_err(|e| corrupt("customers.email", e)))
+            .transpose()?;
+        Ok(Customer {
+            id: BusinessId::parse(id).map_err(|e| corrupt("customers.id", e))?,
+            tenant_id: TenantId::parse(tenant).map_err(|e| corrupt("customers.tenant_id", e))?,
+            name,
+            phone,
+            email,
+            zone: row
+                .zone
+                .as_deref()
+                .map(Zone::parse)
+                .transpose()
+                .map_err(|e| corrupt("customers.zone", e))?,
+            language: row
+                .language
+                .as_deref()
+                .map(Language::parse)
+                .transpose()
+                .map_err(|e| corrupt("customers.language", e))?,
+            risk_score: i32::try_from(row.risk_score).map_err(|e| corrupt("customers.risk_score", e))?,
+            no_show_count: i32::try_from(row.no_show_count)
+                .map_err(|e| corrupt("customers.no_show_count", e))?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+
+    // ----- appointments -----
+
+    /// Inserts unless the booking identity `(tenant, source, externalId)` exists.
+    pub async fn insert_appointment(&mut self, a: &Appointment) -> Result<bool, StoreError> {
+        self.raw.insert_appointment(&appointment_row(a)).await
+    }
+
+    /// Writes `a` (whose `version` is the new one) if the stored version is `expected_version`.
+    pub async fn update_appointment(&mut self, a: &Appointment, expected_version: i64) -> Result<bool, StoreError> {
+        self.raw
+            .update_appointment(&appointment_row(a), expected_version)
+            .await
+    }
+
+    pub async fn get_appointment(&mut self, tenant_id: &str, id: &str) -> Result<Option<Appointment>, StoreError> {
+        self.raw
+            .get_appointment(tenant_id, id)
+            .await?
+            .map(appointment_from_row)
+            .transpose()
+    }
+
+    pub async fn appointment_by_external(
+        &mut self,
+        tenant_id: &str,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Appointment>, StoreError> {
+        self.raw
+            .appointment_by_external(tenant_id, source, external_id)
+            .await?
+            .map(appointment_from_row)
+            .transpose()
+    }
+
+    pub async fn add_appointment_alias(
+        &mut self,
+        tenant_id: &str,
+        source: &str,
+        external_id: &str,
+        appointment_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.raw
+            .insert_alias(tenant_id, source, external_id, appointment_id, micros(now))
+            .await
+    }
+
+    pub async fn appointments_for_customer(&mut self, tenant_id: &str, customer_id: &str) -> Result<Vec<Appointment>, StoreError> {
+        self.raw
+            .appointments_for_customer(tenant_id, customer_id)
+            .await?
+            .into_iter()
+            .map(appointment_from_row)
+            .collect()
+    }
+
+    // ----- events -----
+
+    /// Appends an event (sealing its personal fields under the subject's key) and returns
+    /// `(eventId, seq)`.
+    pub async fn append_event(&mut self, event: NewEvent, recorded_at: DateTime<Utc>) -> Result<(String, i64), StoreError> {
+        let event_id = crate::ids::new_id(aro_domain::ids::prefix::EVENT);
+        let (pii_subject, pii_ct) = match &event.pii {
+            Some(pii) => {
+                let key = self
+                    .vault
+                    .key_for(&mut *self.raw, &event.tenant_id, &pii.subject_id, recorded_at)
+                    .await?;
+                let text = serde_json::to_string(&pii.fields)?;
+                let ct = self.vault.seal(
+                    &key,
+                    Place {
+                        tenant_id: &event.tenant_id,
+                        table: "events",
+                        column: "pii",
+                        row_id: &event_id,
+                    },
+                    &text,
+                )?;
+                (Some(pii.subject_id.clone()), Some(ct))
+            }
+            None => (None, None),
+        };
+        let row = NewEventRow {
+            event_id: event_id.clone(),
+            tenant_id: event.tenant_id,
+            event_type: event.event_type.as_str().to_owned(),
+            aggregate_type: event.aggregate.kind,
+            aggregate_id: event.aggregate.id,
+            occurred_at: micros(event.occurred_at),
+            recorded_at: micros(recorded_at),
+            profile: event.profile,
+            payload: event.payload,
+            pii_subject,
+            pii_ct,
+            workflow_id: event.metadata.workflow_id,
+            correlation_id: event.metadata.correlation_id,
+            causation_id: event.metadata.causation_id,
+        };
+        let seq = self.raw.append_event(&row).await?;
+        Ok((event_id, seq))
+    }
+
+    pub async fn events(&mut self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let rows = self
+            .raw
+            .events(&EventFilter {
+                tenant_id: query.tenant_id.clone(),
+                after: query.after,
+                limit: i64::from(query.limit.clamp(1, 1000)),
+                event_type: query.event_type.clone(),
+                aggregate_id: query.aggregate_id.clone(),
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.event_from_row(row).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn seq_before_time(&mut self, tenant_id: &str, at: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.raw.seq_before_time(tenant_id, micros(at)).await
+    }
+
+    pub async fn max_seq(&mut self) -> Result<i64, StoreError> {
+        self.raw.max_seq().await
+    }
+
+    async fn event_from_row(&mut self, row: EventRow) -> Result<Event, StoreError> {
+        let mut payload = row.payload.0;
+        if let (Some(subject), Some(ct)) = (&row.pii_subject, &row.pii_ct) {
+            match self.vault.existing_key(&mut *self.raw, &row.tenant_id, subject).await? {
+                Some(key) => {
+                    let text = self.vault.open(
+                        &key,
+                        Place {
+                            tenant_id: &row.tenant_id,
+                            table: "events",
+                            column: "pii",
+                            row_id: &row.event_id,
+                        },
+                        ct,
+                    )?;
+                    let fields: Value = serde_json::from_str(&text)?;
+                    merge(&mut payload, fields);
+                }
+                None => {
+                    if let Value::Object(map) = &mut payload {
+                        map.insert("piiErased".to_owned(), Value::Bool(true));
+                    }
+                }
+            }
+        }
+        Ok(Event {
+            event_id: row.event_id,
+            seq: row.seq,
+            event_type: row.event_type,
+            occurred_at: row.occurred_at,
+            tenant_id: row.tenant_id,
+            profile: row.profile,
+            aggregate: AggregateRef {
+                kind: row.aggregate_type,
+                id: row.aggregate_id,
+            },
+            payload,
+            metadata: EventMetadata {
+                workflow_id: row.workflow_id,
+                correlation_id: row.correlation_id,
+                causation_id: row.causation_id,
+            },
+        })
+    }
+}
+
+/// Deep-merges `extra` into `base` (objects merge key by key; anything else replaces).
+fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e,
+    }
+}
+
+fn residency_str(r: ClassificationResidency) -> &'static str {
+    match r {
+        ClassificationResidency::CoreEngine => "core-engine",
+        ClassificationResidency::OpenclawExecutor => "openclaw-executor",
+    }
+}
+
+fn tenant_row(t: &Tenant) -> Result<TenantRow, StoreError> {
+    Ok(TenantRow {
+        id: t.id.as_str().to_owned(),
+        name: t.name.clone(),
+        zone: t.zone.name().to_owned(),
+        region: t.region.as_str().to_owned(),
+        clinic_phone: t.clinic_phone.as_ref().map(|p| p.as_str().to_owned()),
+        review_link: t.review_link.clone(),
+        default_language: t.default_language.as_str().to_owned(),
+        classification_residency: residency_str(t.classification_residency).to_owned(),
+        permissions: Json(serde_json::to_value(&t.permissions)?),
+        config: Json(serde_json::to_value(&t.config)?),
+        config_version: 0,
+        created_at: micros(t.created_at),
+        updated_at: micros(t.created_at),
+    })
+}
+
+fn tenant_from_row(row: TenantRow) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: TenantId::parse(&row.id).map_err(|e| corrupt("tenants.id", e))?,
+        name: row.name,
+        zone: Zone::parse(&row.zone).map_err(|e| corrupt("tenants.zone", e))?,
+        region: Region::parse(&row.region).map_err(|e| corrupt("tenants.region", e))?,
+        clinic_phone: row
+            .clinic_phone
+            .as_deref()
+            .map(Phone::parse_e164)
+            .transpose()
+            .map_err(|e| corrupt("tenants.clinic_phone", e))?,
+        review_link: row.review_link,
+        default_language: Language::parse(&row.default_language)
+            .map_err(|e| corrupt("tenants.default_language", e))?,
+        classification_residency: match row.classification_residency.as_str() {
+            "core-engine" => ClassificationResidency::CoreEngine,
+            "openclaw-executor" => ClassificationResidency::OpenclawExecutor,
+            other => return Err(corrupt("tenants.classification_residency", other)),
+        },
+        permissions: serde_json::from_value(row.permissions.0)?,
+        config: serde_json::from_value::<TenantConfig>(row.config.0)?,
+        created_at: row.created_at,
+    })
+}
+
+fn appointment_row(a: &Appointment) -> AppointmentRow {
+    AppointmentRow {
+        tenant_id: a.tenant_id.as_str().to_owned(),
+        id: a.id.as_str().to_owned(),
+        customer_id: a.customer_id.as_str().to_owned(),
+        source: a.source.clone(),
+        external_id: a.external_id.clone(),
+        status: a.status.as_str().to_owned(),
+        starts_at: micros(a.starts_at),
+        ends_at: micros(a.ends_at),
+        service_type: a.service_type.clone(),
+        price_minor: a.price.map(|p| p.minor),
+        currency: a.price.map(|p| p.currency.as_str().to_owned()),
+        zone: a.zone.map(|z| z.name().to_owned()),
+        language: a.language.as_ref().map(|l| l.as_str().to_owned()),
+        channel: a.channel.as_str().to_owned(),
+        cancel_url: a.cancel_url.clone(),
+        reschedule_url: a.reschedule_url.clone(),
+        needs_contact: a.needs_contact,
+        workflow_id: None,
+        version: a.version,
+        created_at: micros(a.created_at),
+        updated_at: micros(a.updated_at),
+    }
+}
+
+fn appointment_from_row(row: AppointmentRow) -> Result<Appointment, StoreError> {
+    let price = match (row.price_minor, row.currency.as_deref()) {
+        (Some(minor), Some(currency)) => Some(
+            Money::new(
+                minor,
+                Currency::parse(currency).map_err(|e| corrupt("appointments.currency", e))?,
+            )
+            .map_err(|e| corrupt("appointments.price_minor", e))?,
+        ),
+        _ => None,
+    };
+    Ok(Appointment {
+        id: BusinessId::parse(&row.id).map_err(|e| corrupt("appointments.id", e))?,
+        tenant_id: TenantId::parse(&row.tenant_id).map_err(|e| corrupt("appointments.tenant_id", e))?,
+        customer_id: BusinessId::parse(&row.customer_id)
+            .map_err(|e| corrupt("appointments.customer_id", e))?,
+        source: row.source,
+        external_id: row.external_id,
+        status: AppointmentStatus::parse(&row.status)
+            .ok_or_else(|| corrupt("appointments.status", &row.status))?,
+        starts_at: row.starts_at,
+        ends_at: row.ends_at,
+        service_type: row.service_type,
+        price,
+        zone: row
+            .zone
+            .as_deref()
+            .map(Zone::parse)
+            .transpose()
+            .map_err(|e| corrupt("appointments.zone", e))?,
+        language: row
+            .language
+            .as_deref()
+            .map(Language::parse)
+            .transpose()
+            .map_err(|e| corrupt("appointments.language", e))?,
+        channel: Channel::parse(&row.channel).ok_or_else(|| corrupt("appointments.channel", &row.channel))?,
+        cancel_url: row.cancel_url,
+        reschedule_url: row.reschedule_url,
+        needs_contact: row.needs_contact,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        version: row.version,
+    })
+}
