@@ -148,7 +148,7 @@ create table events (
 create index events_by_tenant on events (tenant_id, seq);
 create index events_by_type on events (tenant_id, event_type, seq);
 create index events_by_aggregate on events (tenant_id, aggregate_id, seq);
-create index events_by_time on events (recorded_at);
+create index events_by_time on events (tenant_id, occurred_at);
 
 create table workflow_instances (
     tenant_id text not null references tenants (id),

@@ -18,6 +18,8 @@ mod vault;
 
 #[cfg(feature = "testing")]
 pub mod contract;
+#[cfg(feature = "testing")]
+pub mod testing_pg;
 
 pub use error::StoreError;
 pub use records::*;

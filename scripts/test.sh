@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script):
+#   formatting, clippy with warnings as errors, the committed OpenAPI documents, and every test
+#   against SQLite and against a real PostgreSQL server started here for the run.
+# Needs: the Rust toolchain, PostgreSQL 15 server binaries, Python 3 (for the API schema check)
+# and Chromium with ChromeDriver (installed from Debian packages when missing and possible).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+cleanup() {
+    if [ -n "${ARO_PG_CLUSTER_DIR:-}" ]; then
+        scripts/pg-cluster.sh stop "$ARO_PG_CLUSTER_DIR" || true
+    fi
+}
+trap cleanup EXIT INT TERM
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "PostgreSQL for the test run"
+eval "$(scripts/pg-cluster.sh start)"
+export ARO_REQUIRE_POSTGRES=1
+echo "PostgreSQL at ${ARO_TEST_POSTGRES_URL}"
+
+step "tests (SQLite and PostgreSQL)"
+if command -v cargo-nextest >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+    cargo test --workspace --locked --doc
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
+
+step "all checks passed"
