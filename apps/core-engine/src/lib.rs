@@ -1,1 +1,78 @@
-//! ARO core-engine
+//! core-engine: the only service that owns domain state. Stateless in process (any number of
+//! replicas on one PostgreSQL, one process on SQLite); everything it knows is in the database.
+
+pub mod storage;
+
+use aro_config::Config;
+use aro_http::{CancellationToken, Check, Readiness};
+use aro_store::Store;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub const SERVICE: &str = "core-engine";
+
+/// Why core-engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("master key: {0}")]
+    MasterKey(#[from] aro_security::crypto::MasterKeyError),
+    #[error("database: {0}")]
+    Store(#[from] aro_store::StoreError),
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every request handler shares (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+}
+
+/// Opens the store named by the configuration and serves until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let store = storage::open(&config).await?;
+    let result = run_with_store(config, store.clone(), listener, shutdown).await;
+    store.close().await;
+    result
+}
+
+/// Serves with an already opened store (`aro up` opens it once for migrations and serving).
+pub async fn run_with_store(
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(config),
+    };
+    let router = aro_http::service_router(SERVICE, api_router(state), readiness(store));
+    tracing::info!(address = %listener.local_addr()?, "core-engine listening");
+    aro_http::serve(listener, router, shutdown).await?;
+    Ok(())
+}
+
+fn api_router(state: AppState) -> axum::Router {
+    axum::Router::new().with_state(state)
+}
+
+/// Ready when the database answers and its migrations are current.
+fn readiness(store: Store) -> Readiness {
+    Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.ready().await {
+                Ok(()) => vec![Check::ok("database")],
+                Err(e) => vec![Check::failed("database", e.to_string())],
+            }
+        })
+    })
+}

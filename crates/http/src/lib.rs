@@ -3,6 +3,7 @@
 //! request and response (propagated to the services it calls and into every log line),
 //! `/health`, `/ready`, `/metrics`, and serving with graceful shutdown.
 
+pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod ops;
