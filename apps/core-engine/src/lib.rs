@@ -1,11 +1,17 @@
 //! core-engine: the only service that owns domain state. Stateless in process (any number of
 //! replicas on one PostgreSQL, one process on SQLite); everything it knows is in the database.
 
+pub mod api;
+pub mod auth;
+pub mod clock;
 pub mod storage;
+pub mod workers;
 
 use aro_config::Config;
 use aro_http::{CancellationToken, Check, Readiness};
+use aro_security::tokens::TokenSigner;
 use aro_store::Store;
+use clock::Clock;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -29,6 +35,13 @@ pub enum StartError {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
+    pub tokens: Arc<TokenSigner>,
+    pub clock: Clock,
+    /// Woken after every commit that appended events, so streams and deliveries in this
+    /// process react at once (other replicas' writes are found by polling).
+    pub events_appended: Arc<tokio::sync::Notify>,
+    /// Cancelled when the service shuts down; long-lived streams end on it.
+    pub shutdown: CancellationToken,
 }
 
 /// Opens the store named by the configuration and serves until `shutdown`.
@@ -50,9 +63,15 @@ pub async fn run_with_store(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    let tokens = TokenSigner::new(config.auth.signing_key.expose().as_bytes())
+        .map_err(|e| StartError::Config(format!("`auth.signing_key`: {e}")))?;
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
+        tokens: Arc::new(tokens),
+        clock: Clock::default(),
+        events_appended: Arc::new(tokio::sync::Notify::new()),
+        shutdown: shutdown.clone(),
     };
     let router = aro_http::service_router(SERVICE, api_router(state), readiness(store));
     tracing::info!(address = %listener.local_addr()?, "core-engine listening");
@@ -61,7 +80,7 @@ pub async fn run_with_store(
 }
 
 fn api_router(state: AppState) -> axum::Router {
-    axum::Router::new().with_state(state)
+    api::router(state)
 }
 
 /// Ready when the database answers and its migrations are current.

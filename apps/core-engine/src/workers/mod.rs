@@ -1,0 +1,4 @@
+//! Background work core-engine does on its own: each worker exposes one step so tests can drive
+//! it deterministically, and a loop that runs the step until shutdown.
+
+pub mod delivery;
