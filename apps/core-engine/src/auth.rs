@@ -52,9 +52,16 @@ impl Caller {
 
 fn token_error(e: TokenError) -> ApiError {
     match e {
-        TokenError::Missing => ApiError::unauthorized("MISSING_TOKEN", "send Authorization: Bearer <service token>"),
-        TokenError::Expired => ApiError::unauthorized("TOKEN_EXPIRED", "the service token has expired"),
-        TokenError::WrongAudience => ApiError::unauthorized("INVALID_TOKEN", "the token was not issued for core-engine"),
+        TokenError::Missing => ApiError::unauthorized(
+            "MISSING_TOKEN",
+            "send Authorization: Bearer <service token>",
+        ),
+        TokenError::Expired => {
+            ApiError::unauthorized("TOKEN_EXPIRED", "the service token has expired")
+        }
+        TokenError::WrongAudience => {
+            ApiError::unauthorized("INVALID_TOKEN", "the token was not issued for core-engine")
+        }
         _ => ApiError::unauthorized("INVALID_TOKEN", "the service token is not valid"),
     }
 }
@@ -62,7 +69,10 @@ fn token_error(e: TokenError) -> ApiError {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
@@ -103,7 +113,10 @@ impl TenantScope {
 impl FromRequestParts<AppState> for TenantScope {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let raw = parts
             .headers

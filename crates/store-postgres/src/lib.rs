@@ -4,12 +4,14 @@
 //! are claimed with `FOR UPDATE SKIP LOCKED` so replicas never take the same one.
 
 use aro_store::StoreError;
-use aro_store::backend::{Backend, BackendTx, Engine, Job, JobEnd, MigrationState, MigrationStatus};
+use aro_store::backend::{
+    Backend, BackendTx, Engine, Job, JobEnd, MigrationState, MigrationStatus,
+};
 use async_trait::async_trait;
 use futures::FutureExt;
+use sqlx::PgConnection;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::PgConnection;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::time::Duration;
@@ -47,6 +49,8 @@ pub struct PgTx<'c> {
     holds_event_lock: bool,
 }
 
+aro_store::impl_subscription_rows!(PgTx<'_>, sqlx::Postgres);
+
 aro_store::impl_backend_tx!(PgTx<'_>, sqlx::Postgres, {
     async fn lock(&mut self, key: &str) -> Result<(), StoreError> {
         sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
@@ -74,10 +78,20 @@ aro_store::impl_backend_tx!(PgTx<'_>, sqlx::Postgres, {
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              returning seq",
         )
-        .bind(&e.event_id).bind(&e.tenant_id).bind(&e.event_type).bind(&e.aggregate_type)
-        .bind(&e.aggregate_id).bind(e.occurred_at).bind(e.recorded_at).bind(&e.profile)
-        .bind(sqlx::types::Json(&e.payload)).bind(&e.pii_subject).bind(&e.pii_ct)
-        .bind(&e.workflow_id).bind(&e.correlation_id).bind(&e.causation_id)
+        .bind(&e.event_id)
+        .bind(&e.tenant_id)
+        .bind(&e.event_type)
+        .bind(&e.aggregate_type)
+        .bind(&e.aggregate_id)
+        .bind(e.occurred_at)
+        .bind(e.recorded_at)
+        .bind(&e.profile)
+        .bind(sqlx::types::Json(&e.payload))
+        .bind(&e.pii_subject)
+        .bind(&e.pii_ct)
+        .bind(&e.workflow_id)
+        .bind(&e.correlation_id)
+        .bind(&e.causation_id)
         .fetch_one(&mut *self.conn)
         .await?;
         Ok(seq)
@@ -105,7 +119,9 @@ impl PostgresBackend {
 }
 
 async fn check_durability(pool: &PgPool, allow_unsafe: bool) -> Result<(), StoreError> {
-    let fsync: String = sqlx::query_scalar("select current_setting('fsync')").fetch_one(pool).await?;
+    let fsync: String = sqlx::query_scalar("select current_setting('fsync')")
+        .fetch_one(pool)
+        .await?;
     let commit: String = sqlx::query_scalar("select current_setting('synchronous_commit')")
         .fetch_one(pool)
         .await?;

@@ -6,7 +6,9 @@
 //! snapshot.
 
 use aro_store::StoreError;
-use aro_store::backend::{Backend, BackendTx, Engine, Job, JobEnd, MigrationState, MigrationStatus};
+use aro_store::backend::{
+    Backend, BackendTx, Engine, Job, JobEnd, MigrationState, MigrationStatus,
+};
 use async_trait::async_trait;
 use futures::FutureExt;
 use sqlx::migrate::{Migrate, Migrator};
@@ -100,6 +102,8 @@ pub struct SqliteTx<'c> {
     conn: &'c mut SqliteConnection,
 }
 
+aro_store::impl_subscription_rows!(SqliteTx<'_>, sqlx::Sqlite);
+
 aro_store::impl_backend_tx!(SqliteTx<'_>, sqlx::Sqlite, {
     async fn lock(&mut self, _key: &str) -> Result<(), StoreError> {
         // One writer: every write transaction is already serialised.
@@ -116,10 +120,20 @@ aro_store::impl_backend_tx!(SqliteTx<'_>, sqlx::Sqlite, {
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              returning seq",
         )
-        .bind(&e.event_id).bind(&e.tenant_id).bind(&e.event_type).bind(&e.aggregate_type)
-        .bind(&e.aggregate_id).bind(e.occurred_at).bind(e.recorded_at).bind(&e.profile)
-        .bind(sqlx::types::Json(&e.payload)).bind(&e.pii_subject).bind(&e.pii_ct)
-        .bind(&e.workflow_id).bind(&e.correlation_id).bind(&e.causation_id)
+        .bind(&e.event_id)
+        .bind(&e.tenant_id)
+        .bind(&e.event_type)
+        .bind(&e.aggregate_type)
+        .bind(&e.aggregate_id)
+        .bind(e.occurred_at)
+        .bind(e.recorded_at)
+        .bind(&e.profile)
+        .bind(sqlx::types::Json(&e.payload))
+        .bind(&e.pii_subject)
+        .bind(&e.pii_ct)
+        .bind(&e.workflow_id)
+        .bind(&e.correlation_id)
+        .bind(&e.causation_id)
         .fetch_one(&mut *self.conn)
         .await?;
         Ok(seq)
@@ -131,8 +145,9 @@ impl SqliteBackend {
     /// Does not migrate: call [`Backend::migrate_up`] (or `aro migrate up`).
     pub async fn open(settings: SqliteSettings) -> Result<Self, StoreError> {
         if let Some(parent) = settings.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         let mut writer = SqliteConnection::connect_with(&settings.options()).await?;
         check_durability(&mut writer, &settings).await?;
@@ -166,10 +181,19 @@ impl SqliteBackend {
     }
 }
 
-async fn check_durability(conn: &mut SqliteConnection, settings: &SqliteSettings) -> Result<(), StoreError> {
-    let journal: String = sqlx::query_scalar("pragma journal_mode").fetch_one(&mut *conn).await?;
-    let synchronous: i64 = sqlx::query_scalar("pragma synchronous").fetch_one(&mut *conn).await?;
-    let fk: i64 = sqlx::query_scalar("pragma foreign_keys").fetch_one(&mut *conn).await?;
+async fn check_durability(
+    conn: &mut SqliteConnection,
+    settings: &SqliteSettings,
+) -> Result<(), StoreError> {
+    let journal: String = sqlx::query_scalar("pragma journal_mode")
+        .fetch_one(&mut *conn)
+        .await?;
+    let synchronous: i64 = sqlx::query_scalar("pragma synchronous")
+        .fetch_one(&mut *conn)
+        .await?;
+    let fk: i64 = sqlx::query_scalar("pragma foreign_keys")
+        .fetch_one(&mut *conn)
+        .await?;
     let mut problems = Vec::new();
     if !journal.eq_ignore_ascii_case("wal") {
         problems.push(format!("journal_mode is {journal}, expected wal"));
@@ -231,12 +255,16 @@ async fn commit_group(conn: &mut SqliteConnection, group: &mut Vec<WriteRequest>
     if let Err(e) = sqlx::query("begin immediate").execute(&mut *conn).await {
         let e = StoreError::from(e);
         for request in group.drain(..) {
-            let _ = request.done.send(Err(StoreError::Unavailable(e.to_string())));
+            let _ = request
+                .done
+                .send(Err(StoreError::Unavailable(e.to_string())));
         }
         return;
     }
-    let mut outcomes: Vec<(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>)> =
-        Vec::with_capacity(group.len());
+    let mut outcomes: Vec<(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    )> = Vec::with_capacity(group.len());
     for request in group.drain(..) {
         let outcome = async {
             sqlx::query("savepoint job").execute(&mut *conn).await?;
@@ -265,7 +293,9 @@ async fn commit_group(conn: &mut SqliteConnection, group: &mut Vec<WriteRequest>
             let message = StoreError::from(e).to_string();
             let _ = sqlx::query("rollback").execute(&mut *conn).await;
             for (done, _) in outcomes {
-                let _ = done.send(Err(StoreError::Unavailable(format!("commit failed: {message}"))));
+                let _ = done.send(Err(StoreError::Unavailable(format!(
+                    "commit failed: {message}"
+                ))));
             }
         }
     }

@@ -76,7 +76,7 @@ pub trait Backend: Send + Sync + 'static {
 
 /// Row-level operations inside one transaction.
 #[async_trait]
-pub trait BackendTx: Send {
+pub trait BackendTx: crate::subscriptions::SubscriptionRows + Send {
     // --- engine-specific ---
     /// Serialises transactions that touch the same logical key (e.g. one booking's identity)
     /// until this transaction ends.
@@ -90,28 +90,72 @@ pub trait BackendTx: Send {
     async fn get_tenant(&mut self, id: &str) -> Result<Option<TenantRow>, StoreError>;
     async fn list_tenants(&mut self) -> Result<Vec<TenantRow>, StoreError>;
 
-    async fn get_data_key(&mut self, tenant_id: &str, subject_id: &str) -> Result<Option<DataKeyRow>, StoreError>;
+    async fn get_data_key(
+        &mut self,
+        tenant_id: &str,
+        subject_id: &str,
+    ) -> Result<Option<DataKeyRow>, StoreError>;
     async fn insert_data_key(&mut self, row: &DataKeyRow) -> Result<bool, StoreError>;
-    async fn delete_data_key(&mut self, tenant_id: &str, subject_id: &str) -> Result<bool, StoreError>;
+    async fn delete_data_key(
+        &mut self,
+        tenant_id: &str,
+        subject_id: &str,
+    ) -> Result<bool, StoreError>;
 
     async fn insert_customer(&mut self, row: &CustomerRow) -> Result<(), StoreError>;
     async fn update_customer(&mut self, row: &CustomerRow) -> Result<bool, StoreError>;
-    async fn get_customer(&mut self, tenant_id: &str, id: &str) -> Result<Option<CustomerRow>, StoreError>;
-    async fn customers_by_phone_index(&mut self, tenant_id: &str, phone_index: &str) -> Result<Vec<CustomerRow>, StoreError>;
+    async fn get_customer(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<CustomerRow>, StoreError>;
+    async fn customers_by_phone_index(
+        &mut self,
+        tenant_id: &str,
+        phone_index: &str,
+    ) -> Result<Vec<CustomerRow>, StoreError>;
 
     /// Inserts unless the booking identity exists; false when it did.
     async fn insert_appointment(&mut self, row: &AppointmentRow) -> Result<bool, StoreError>;
     /// Optimistic update: only when the stored version is `expected_version`.
-    async fn update_appointment(&mut self, row: &AppointmentRow, expected_version: i64) -> Result<bool, StoreError>;
-    async fn get_appointment(&mut self, tenant_id: &str, id: &str) -> Result<Option<AppointmentRow>, StoreError>;
+    async fn update_appointment(
+        &mut self,
+        row: &AppointmentRow,
+        expected_version: i64,
+    ) -> Result<bool, StoreError>;
+    async fn get_appointment(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<AppointmentRow>, StoreError>;
     /// By the provider's identity or any alias of it.
-    async fn appointment_by_external(&mut self, tenant_id: &str, source: &str, external_id: &str) -> Result<Option<AppointmentRow>, StoreError>;
-    async fn insert_alias(&mut self, tenant_id: &str, source: &str, external_id: &str, appointment_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    async fn appointments_for_customer(&mut self, tenant_id: &str, customer_id: &str) -> Result<Vec<AppointmentRow>, StoreError>;
+    async fn appointment_by_external(
+        &mut self,
+        tenant_id: &str,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<AppointmentRow>, StoreError>;
+    async fn insert_alias(
+        &mut self,
+        tenant_id: &str,
+        source: &str,
+        external_id: &str,
+        appointment_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    async fn appointments_for_customer(
+        &mut self,
+        tenant_id: &str,
+        customer_id: &str,
+    ) -> Result<Vec<AppointmentRow>, StoreError>;
 
     async fn events(&mut self, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError>;
     /// The seq just before the first event at or after `at` (a replay cursor).
-    async fn seq_before_time(&mut self, tenant_id: &str, at: DateTime<Utc>) -> Result<i64, StoreError>;
+    async fn seq_before_time(
+        &mut self,
+        tenant_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
     async fn max_seq(&mut self) -> Result<i64, StoreError>;
 }
 

@@ -2,13 +2,13 @@
 //! tests). Each check takes a freshly migrated, empty store.
 
 use crate::{AggregateRef, EventMetadata, EventPii, EventQuery, NewEvent, Store, StoreError};
+use aro_domain::EventType;
 use aro_domain::appointment::{Appointment, AppointmentStatus};
 use aro_domain::customer::CustomerDetails;
 use aro_domain::ids::{BusinessId, TenantId};
 use aro_domain::message::Channel;
 use aro_domain::tenant::{ClassificationResidency, Tenant, TenantConfig};
 use aro_domain::values::{Currency, Email, Language, Money, Phone, Region, Zone};
-use aro_domain::EventType;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -45,7 +45,9 @@ macro_rules! contract_tests {
 }
 
 pub fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 3, 1, 12, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2030, 3, 1, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 pub fn tenant(id: &str) -> Tenant {
@@ -167,7 +169,10 @@ pub async fn customers_are_sealed_and_found_by_phone(store: &Store) {
         .unwrap();
     let ids: BTreeSet<_> = found.iter().map(|c| c.id.clone()).collect();
     assert_eq!(ids, BTreeSet::from([ada.clone(), byron]));
-    assert!(!ids.contains(&other), "a tenant never sees another tenant's patients");
+    assert!(
+        !ids.contains(&other),
+        "a tenant never sees another tenant's patients"
+    );
     let ada_row = found.into_iter().find(|c| c.id == ada).unwrap();
     assert_eq!(ada_row.name.as_deref(), Some("Ada Lovelace"));
     assert_eq!(ada_row.phone.as_ref().unwrap().as_str(), "+14155552671");
@@ -238,8 +243,14 @@ pub async fn appointments_are_unique_by_booking_identity(store: &Store) {
     let aliased: bool = store
         .write(move |tx| {
             Box::pin(async move {
-                tx.add_appointment_alias("clinic-a", "calendly", "https://api.calendly.com/invitees/IN2", &id, now())
-                    .await
+                tx.add_appointment_alias(
+                    "clinic-a",
+                    "calendly",
+                    "https://api.calendly.com/invitees/IN2",
+                    &id,
+                    now(),
+                )
+                .await
             })
         })
         .await
@@ -249,10 +260,18 @@ pub async fn appointments_are_unique_by_booking_identity(store: &Store) {
         .read(|tx| {
             Box::pin(async move {
                 let a = tx
-                    .appointment_by_external("clinic-a", "calendly", "https://api.calendly.com/invitees/IN1")
+                    .appointment_by_external(
+                        "clinic-a",
+                        "calendly",
+                        "https://api.calendly.com/invitees/IN1",
+                    )
                     .await?;
                 let b = tx
-                    .appointment_by_external("clinic-a", "calendly", "https://api.calendly.com/invitees/IN2")
+                    .appointment_by_external(
+                        "clinic-a",
+                        "calendly",
+                        "https://api.calendly.com/invitees/IN2",
+                    )
                     .await?;
                 let c = tx.appointments_for_customer("clinic-a", "nobody").await?;
                 Ok::<_, StoreError>((a, b, c))
@@ -283,7 +302,13 @@ pub async fn concurrent_duplicate_upserts_create_one_row(store: &Store) {
                         {
                             return Ok::<_, StoreError>(existing.id);
                         }
-                        let c = tx.insert_customer(&tenant, &patient("Ada Lovelace", "+14155552671"), now()).await?;
+                        let c = tx
+                            .insert_customer(
+                                &tenant,
+                                &patient("Ada Lovelace", "+14155552671"),
+                                now(),
+                            )
+                            .await?;
                         let a = appointment("clinic-a", &c.id, "IN-RACE");
                         let inserted = tx.insert_appointment(&a).await?;
                         assert!(inserted, "the lock makes a lost insert impossible");
@@ -365,10 +390,26 @@ async fn append(store: &Store, e: NewEvent) -> i64 {
 }
 
 pub async fn events_are_queried_by_seq_type_and_aggregate(store: &Store) {
-    let a1 = append(store, event("clinic-a", EventType::AppointmentBooked, "apt_1", 1)).await;
-    let a2 = append(store, event("clinic-a", EventType::AppointmentConfirmed, "apt_1", 2)).await;
-    let b1 = append(store, event("clinic-b", EventType::AppointmentBooked, "apt_9", 3)).await;
-    let a3 = append(store, event("clinic-a", EventType::AppointmentBooked, "apt_2", 4)).await;
+    let a1 = append(
+        store,
+        event("clinic-a", EventType::AppointmentBooked, "apt_1", 1),
+    )
+    .await;
+    let a2 = append(
+        store,
+        event("clinic-a", EventType::AppointmentConfirmed, "apt_1", 2),
+    )
+    .await;
+    let b1 = append(
+        store,
+        event("clinic-b", EventType::AppointmentBooked, "apt_9", 3),
+    )
+    .await;
+    let a3 = append(
+        store,
+        event("clinic-a", EventType::AppointmentBooked, "apt_2", 4),
+    )
+    .await;
     assert!(a1 < a2 && a2 < b1 && b1 < a3);
     let q = |tenant: &str, after, event_type: Option<&str>, aggregate: Option<&str>| EventQuery {
         tenant_id: Some(tenant.to_owned()),
@@ -391,8 +432,14 @@ pub async fn events_are_queried_by_seq_type_and_aggregate(store: &Store) {
     };
     assert_eq!(run(q("clinic-a", 0, None, None)).await, vec![a1, a2, a3]);
     assert_eq!(run(q("clinic-a", a1, None, None)).await, vec![a2, a3]);
-    assert_eq!(run(q("clinic-a", 0, Some("appointment.booked"), None)).await, vec![a1, a3]);
-    assert_eq!(run(q("clinic-a", 0, None, Some("apt_1"))).await, vec![a1, a2]);
+    assert_eq!(
+        run(q("clinic-a", 0, Some("appointment.booked"), None)).await,
+        vec![a1, a3]
+    );
+    assert_eq!(
+        run(q("clinic-a", 0, None, Some("apt_1"))).await,
+        vec![a1, a2]
+    );
     assert_eq!(run(q("clinic-b", 0, None, None)).await, vec![b1]);
     let mut limited = q("clinic-a", 0, None, None);
     limited.limit = 2;
@@ -400,9 +447,18 @@ pub async fn events_are_queried_by_seq_type_and_aggregate(store: &Store) {
     let full = store
         .read(move |tx| {
             Box::pin(async move {
-                let events = tx.events(&EventQuery { tenant_id: Some("clinic-a".into()), after: 0, limit: 1, ..Default::default() }).await?;
+                let events = tx
+                    .events(&EventQuery {
+                        tenant_id: Some("clinic-a".into()),
+                        after: 0,
+                        limit: 1,
+                        ..Default::default()
+                    })
+                    .await?;
                 let max = tx.max_seq().await?;
-                let before = tx.seq_before_time("clinic-a", now() + Duration::seconds(2)).await?;
+                let before = tx
+                    .seq_before_time("clinic-a", now() + Duration::seconds(2))
+                    .await?;
                 Ok::<_, StoreError>((events, max, before))
             })
         })
@@ -415,7 +471,11 @@ pub async fn events_are_queried_by_seq_type_and_aggregate(store: &Store) {
     assert_eq!(e.metadata.correlation_id.as_deref(), Some("corr-1"));
     assert_eq!(e.occurred_at, now() + Duration::seconds(1));
     assert_eq!(full.1, a3);
-    assert_eq!(full.2, a2 - 1, "replay from a time starts just before its first event");
+    assert_eq!(
+        full.2,
+        a2 - 1,
+        "replay from a time starts just before its first event"
+    );
 }
 
 pub async fn concurrent_writers_never_hide_events_from_a_paging_reader(store: &Store) {
@@ -433,8 +493,13 @@ pub async fn concurrent_writers_never_hide_events_from_a_paging_reader(store: &S
                 let page = store
                     .read(move |tx| {
                         Box::pin(async move {
-                            tx.events(&EventQuery { tenant_id: Some("clinic-a".into()), after, limit: 7, ..Default::default() })
-                                .await
+                            tx.events(&EventQuery {
+                                tenant_id: Some("clinic-a".into()),
+                                after,
+                                limit: 7,
+                                ..Default::default()
+                            })
+                            .await
                         })
                     })
                     .await
@@ -463,8 +528,16 @@ pub async fn concurrent_writers_never_hide_events_from_a_paging_reader(store: &S
                     .write(move |tx| {
                         Box::pin(async move {
                             let n = (w * EACH + i) as i64;
-                            tx.append_event(event("clinic-a", EventType::MessageQueued, "apt_x", n), now()).await?;
-                            tx.append_event(event("clinic-a", EventType::MessageSent, "apt_x", n), now()).await
+                            tx.append_event(
+                                event("clinic-a", EventType::MessageQueued, "apt_x", n),
+                                now(),
+                            )
+                            .await?;
+                            tx.append_event(
+                                event("clinic-a", EventType::MessageSent, "apt_x", n),
+                                now(),
+                            )
+                            .await
                         })
                     })
                     .await
@@ -480,15 +553,23 @@ pub async fn concurrent_writers_never_hide_events_from_a_paging_reader(store: &S
     let all = store
         .read(|tx| {
             Box::pin(async move {
-                tx.events(&EventQuery { tenant_id: Some("clinic-a".into()), after: 0, limit: 1000, ..Default::default() })
-                    .await
+                tx.events(&EventQuery {
+                    tenant_id: Some("clinic-a".into()),
+                    after: 0,
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
             })
         })
         .await
         .unwrap();
     let all: Vec<i64> = all.into_iter().map(|e| e.seq).collect();
     assert_eq!(all.len(), WRITERS * EACH * 2);
-    assert_eq!(seen, all, "the paging reader saw every committed event exactly once, in order");
+    assert_eq!(
+        seen, all,
+        "the paging reader saw every committed event exactly once, in order"
+    );
 }
 
 pub async fn event_personal_data_is_sealed_and_erasable(store: &Store) {
@@ -505,8 +586,13 @@ pub async fn event_personal_data_is_sealed_and_erasable(store: &Store) {
         store
             .read(|tx| {
                 Box::pin(async move {
-                    tx.events(&EventQuery { tenant_id: Some("clinic-a".into()), after: 0, limit: 10, ..Default::default() })
-                        .await
+                    tx.events(&EventQuery {
+                        tenant_id: Some("clinic-a".into()),
+                        after: 0,
+                        limit: 10,
+                        ..Default::default()
+                    })
+                    .await
                 })
             })
             .await
@@ -536,7 +622,11 @@ pub async fn failed_jobs_leave_no_trace(store: &Store) {
         .write(|tx| {
             Box::pin(async move {
                 tx.insert_tenant(&tenant("clinic-x")).await?;
-                tx.append_event(event("clinic-x", EventType::TenantCreated, "clinic-x", 1), now()).await?;
+                tx.append_event(
+                    event("clinic-x", EventType::TenantCreated, "clinic-x", 1),
+                    now(),
+                )
+                .await?;
                 Err(StoreError::Conflict("refused by the caller".into()))
             })
         })
@@ -567,7 +657,10 @@ pub async fn migrations_go_down_and_up_again(store: &Store) {
     store.migrate_down(all).await.unwrap();
     let down = store.migration_status().await.unwrap();
     assert_eq!(down.pending(), all);
-    assert!(store.ready().await.is_err(), "not ready with migrations pending");
+    assert!(
+        store.ready().await.is_err(),
+        "not ready with migrations pending"
+    );
     store.migrate_up().await.unwrap();
     assert!(store.migration_status().await.unwrap().is_current());
     seed_tenant(store, "after-reset").await;

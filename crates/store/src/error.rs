@@ -42,12 +42,17 @@ impl From<sqlx::Error> for StoreError {
                 }
                 // SQLite busy/locked, PostgreSQL serialization failure / deadlock / shutdown.
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                if matches!(code.as_str(), "5" | "6" | "517" | "40001" | "40P01" | "57P01" | "57P03") {
+                if matches!(
+                    code.as_str(),
+                    "5" | "6" | "517" | "40001" | "40P01" | "57P01" | "57P03"
+                ) {
                     return Self::Unavailable(db.message().to_owned());
                 }
                 Self::Database(db.message().to_owned())
             }
-            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Self::Corrupt(e.to_string()),
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                Self::Corrupt(e.to_string())
+            }
             _ => Self::Database(e.to_string()),
         }
     }

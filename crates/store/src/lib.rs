@@ -13,6 +13,7 @@ pub mod ids;
 pub mod records;
 pub mod rows;
 mod store;
+pub mod subscriptions;
 mod tx;
 mod vault;
 
@@ -21,9 +22,9 @@ pub mod contract;
 #[cfg(feature = "testing")]
 pub mod testing_pg;
 
+pub use backend::{Engine, MigrationState, MigrationStatus};
 pub use error::StoreError;
 pub use records::*;
-pub use backend::{Engine, MigrationState, MigrationStatus};
 pub use store::Store;
 pub use tx::Tx;
 pub use vault::Vault;

@@ -8,8 +8,6 @@ use aro_security::crypto::Keyring;
 use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
 
-
-
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
@@ -73,7 +71,9 @@ impl Store {
         slot.lock()
             .ok()
             .and_then(|mut g| g.take())
-            .unwrap_or_else(|| Err(StoreError::Database("the transaction did not run".into()).into()))
+            .unwrap_or_else(|| {
+                Err(StoreError::Database("the transaction did not run".into()).into())
+            })
     }
 
     /// Runs `f` in one write transaction: committed when it returns `Ok`, rolled back when it

@@ -16,7 +16,9 @@ pub struct PgDatabase {
 }
 
 fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let root = match base.rfind('/') {
         Some(i) if i > "postgres://".len() => &base[..i],
         _ => base,
@@ -35,7 +37,9 @@ impl PgDatabase {
                 if std::env::var(REQUIRE_VAR).as_deref() == Ok("1") {
                     panic!("{URL_VAR} is not set but {REQUIRE_VAR}=1: PostgreSQL tests must run");
                 }
-                eprintln!("skipping: {URL_VAR} not set (scripts/test.sh starts a PostgreSQL server)");
+                eprintln!(
+                    "skipping: {URL_VAR} not set (scripts/test.sh starts a PostgreSQL server)"
+                );
                 return None;
             }
         };
@@ -63,7 +67,10 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Dropping happens outside any runtime guarantee, so use a small one of our own.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {

@@ -52,7 +52,12 @@ impl<'t> Tx<'t> {
         self.raw.insert_tenant(&row).await
     }
 
-    pub async fn update_tenant(&mut self, tenant: &Tenant, config_version: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn update_tenant(
+        &mut self,
+        tenant: &Tenant,
+        config_version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut row = tenant_row(tenant)?;
         row.config_version = config_version;
         row.updated_at = micros(now);
@@ -104,13 +109,21 @@ impl<'t> Tx<'t> {
         Ok(customer)
     }
 
-    pub async fn update_customer(&mut self, customer: &Customer, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn update_customer(
+        &mut self,
+        customer: &Customer,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut row = self.customer_row(customer, now).await?;
         row.updated_at = micros(now);
         self.raw.update_customer(&row).await
     }
 
-    pub async fn get_customer(&mut self, tenant_id: &str, id: &str) -> Result<Option<Customer>, StoreError> {
+    pub async fn get_customer(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<Customer>, StoreError> {
         match self.raw.get_customer(tenant_id, id).await? {
             Some(row) => Ok(Some(self.customer_from_row(row).await?)),
             None => Ok(None),
@@ -118,7 +131,11 @@ impl<'t> Tx<'t> {
     }
 
     /// Everyone in the tenant with this number (family members share phones).
-    pub async fn customers_by_phone(&mut self, tenant_id: &str, phone: &Phone) -> Result<Vec<Customer>, StoreError> {
+    pub async fn customers_by_phone(
+        &mut self,
+        tenant_id: &str,
+        phone: &Phone,
+    ) -> Result<Vec<Customer>, StoreError> {
         let index = self.vault.blind_index(tenant_id, phone.as_str());
         let rows = self.raw.customers_by_phone_index(tenant_id, &index).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -135,11 +152,19 @@ impl<'t> Tx<'t> {
 
     /// Destroys the patient's data key: every ciphertext under it, in any table or event, is
     /// unreadable from now on.
-    pub async fn erase_subject(&mut self, tenant_id: &str, subject_id: &str) -> Result<bool, StoreError> {
+    pub async fn erase_subject(
+        &mut self,
+        tenant_id: &str,
+        subject_id: &str,
+    ) -> Result<bool, StoreError> {
         self.raw.delete_data_key(tenant_id, subject_id).await
     }
 
-    async fn customer_row(&mut self, c: &Customer, now: DateTime<Utc>) -> Result<CustomerRow, StoreError> {
+    async fn customer_row(
+        &mut self,
+        c: &Customer,
+        now: DateTime<Utc>,
+    ) -> Result<CustomerRow, StoreError> {
         let tenant = c.tenant_id.as_str();
         let id = c.id.as_str();
         let key = self.vault.key_for(&mut *self.raw, tenant, id, now).await?;
@@ -150,7 +175,9 @@ impl<'t> Tx<'t> {
             row_id: id,
         };
         let seal = |column, value: Option<&str>| -> Result<Option<Vec<u8>>, StoreError> {
-            value.map(|v| self.vault.seal(&key, place(column), v)).transpose()
+            value
+                .map(|v| self.vault.seal(&key, place(column), v))
+                .transpose()
         };
         Ok(CustomerRow {
             tenant_id: tenant.to_owned(),
@@ -219,7 +246,8 @@ impl<'t> Tx<'t> {
                 .map(Language::parse)
                 .transpose()
                 .map_err(|e| corrupt("customers.language", e))?,
-            risk_score: i32::try_from(row.risk_score).map_err(|e| corrupt("customers.risk_score", e))?,
+            risk_score: i32::try_from(row.risk_score)
+                .map_err(|e| corrupt("customers.risk_score", e))?,
             no_show_count: i32::try_from(row.no_show_count)
                 .map_err(|e| corrupt("customers.no_show_count", e))?,
             created_at: row.created_at,
@@ -235,13 +263,21 @@ impl<'t> Tx<'t> {
     }
 
     /// Writes `a` (whose `version` is the new one) if the stored version is `expected_version`.
-    pub async fn update_appointment(&mut self, a: &Appointment, expected_version: i64) -> Result<bool, StoreError> {
+    pub async fn update_appointment(
+        &mut self,
+        a: &Appointment,
+        expected_version: i64,
+    ) -> Result<bool, StoreError> {
         self.raw
             .update_appointment(&appointment_row(a), expected_version)
             .await
     }
 
-    pub async fn get_appointment(&mut self, tenant_id: &str, id: &str) -> Result<Option<Appointment>, StoreError> {
+    pub async fn get_appointment(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<Appointment>, StoreError> {
         self.raw
             .get_appointment(tenant_id, id)
             .await?
@@ -275,7 +311,11 @@ impl<'t> Tx<'t> {
             .await
     }
 
-    pub async fn appointments_for_customer(&mut self, tenant_id: &str, customer_id: &str) -> Result<Vec<Appointment>, StoreError> {
+    pub async fn appointments_for_customer(
+        &mut self,
+        tenant_id: &str,
+        customer_id: &str,
+    ) -> Result<Vec<Appointment>, StoreError> {
         self.raw
             .appointments_for_customer(tenant_id, customer_id)
             .await?
@@ -288,13 +328,22 @@ impl<'t> Tx<'t> {
 
     /// Appends an event (sealing its personal fields under the subject's key) and returns
     /// `(eventId, seq)`.
-    pub async fn append_event(&mut self, event: NewEvent, recorded_at: DateTime<Utc>) -> Result<(String, i64), StoreError> {
+    pub async fn append_event(
+        &mut self,
+        event: NewEvent,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<(String, i64), StoreError> {
         let event_id = crate::ids::new_id(aro_domain::ids::prefix::EVENT);
         let (pii_subject, pii_ct) = match &event.pii {
             Some(pii) => {
                 let key = self
                     .vault
-                    .key_for(&mut *self.raw, &event.tenant_id, &pii.subject_id, recorded_at)
+                    .key_for(
+                        &mut *self.raw,
+                        &event.tenant_id,
+                        &pii.subject_id,
+                        recorded_at,
+                    )
                     .await?;
                 let text = serde_json::to_string(&pii.fields)?;
                 let ct = self.vault.seal(
@@ -349,7 +398,11 @@ impl<'t> Tx<'t> {
         Ok(out)
     }
 
-    pub async fn seq_before_time(&mut self, tenant_id: &str, at: DateTime<Utc>) -> Result<i64, StoreError> {
+    pub async fn seq_before_time(
+        &mut self,
+        tenant_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         self.raw.seq_before_time(tenant_id, micros(at)).await
     }
 
@@ -360,7 +413,11 @@ impl<'t> Tx<'t> {
     async fn event_from_row(&mut self, row: EventRow) -> Result<Event, StoreError> {
         let mut payload = row.payload.0;
         if let (Some(subject), Some(ct)) = (&row.pii_subject, &row.pii_ct) {
-            match self.vault.existing_key(&mut *self.raw, &row.tenant_id, subject).await? {
+            match self
+                .vault
+                .existing_key(&mut *self.raw, &row.tenant_id, subject)
+                .await?
+            {
                 Some(key) => {
                     let text = self.vault.open(
                         &key,
@@ -505,7 +562,8 @@ fn appointment_from_row(row: AppointmentRow) -> Result<Appointment, StoreError> 
     };
     Ok(Appointment {
         id: BusinessId::parse(&row.id).map_err(|e| corrupt("appointments.id", e))?,
-        tenant_id: TenantId::parse(&row.tenant_id).map_err(|e| corrupt("appointments.tenant_id", e))?,
+        tenant_id: TenantId::parse(&row.tenant_id)
+            .map_err(|e| corrupt("appointments.tenant_id", e))?,
         customer_id: BusinessId::parse(&row.customer_id)
             .map_err(|e| corrupt("appointments.customer_id", e))?,
         source: row.source,
@@ -528,7 +586,8 @@ fn appointment_from_row(row: AppointmentRow) -> Result<Appointment, StoreError> 
             .map(Language::parse)
             .transpose()
             .map_err(|e| corrupt("appointments.language", e))?,
-        channel: Channel::parse(&row.channel).ok_or_else(|| corrupt("appointments.channel", &row.channel))?,
+        channel: Channel::parse(&row.channel)
+            .ok_or_else(|| corrupt("appointments.channel", &row.channel))?,
         cancel_url: row.cancel_url,
         reschedule_url: row.reschedule_url,
         needs_contact: row.needs_contact,

@@ -91,11 +91,21 @@ impl Vault {
             .ok_or_else(|| StoreError::Corrupt("data key vanished while being created".into()))
     }
 
-    pub fn seal(&self, key: &DataKey, place: Place<'_>, plaintext: &str) -> Result<Vec<u8>, StoreError> {
+    pub fn seal(
+        &self,
+        key: &DataKey,
+        place: Place<'_>,
+        plaintext: &str,
+    ) -> Result<Vec<u8>, StoreError> {
         Ok(key.encrypt_str(plaintext, &place.aad())?)
     }
 
-    pub fn open(&self, key: &DataKey, place: Place<'_>, ciphertext: &[u8]) -> Result<String, StoreError> {
+    pub fn open(
+        &self,
+        key: &DataKey,
+        place: Place<'_>,
+        ciphertext: &[u8],
+    ) -> Result<String, StoreError> {
         Ok(key.decrypt_str(ciphertext, &place.aad())?)
     }
 
