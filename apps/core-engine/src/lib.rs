@@ -3,7 +3,6 @@
 
 pub mod api;
 pub mod auth;
-pub mod clock;
 pub mod storage;
 pub mod workers;
 
@@ -11,7 +10,7 @@ use aro_config::Config;
 use aro_http::{CancellationToken, Check, Readiness};
 use aro_security::tokens::TokenSigner;
 use aro_store::Store;
-use clock::Clock;
+use aro_workflow::Clock;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 

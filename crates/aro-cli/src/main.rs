@@ -1,0 +1,59 @@
+//! `aro`: the operator's command. Each subcommand lives in its own module; this file only parses
+//! arguments and turns errors into a readable message and a non-zero exit status.
+
+mod common;
+mod migrate;
+mod token;
+mod up;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "aro",
+    version,
+    about = "ARO, the Appointment Revenue Optimizer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run all four services in one process on the embedded SQLite default.
+    Up(up::UpArgs),
+    /// Apply, revert or list database migrations.
+    Migrate(migrate::MigrateArgs),
+    /// Service tokens.
+    Token(token::TokenArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aro: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
+            Command::Token(args) => token::run(args),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("aro: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

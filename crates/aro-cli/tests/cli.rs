@@ -1,0 +1,236 @@
+//! The operator's command as operators run it: the real `aro` binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn aro() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aro"));
+    // Free ports, so the test never collides with a running ARO or another test.
+    for key in ["CORE", "EXECUTOR", "BFF", "UI"] {
+        cmd.env(format!("ARO_SERVICES__{key}__LISTEN"), "127.0.0.1:0");
+    }
+    cmd.env("ARO_SANDBOX__LISTEN", "127.0.0.1:0");
+    cmd.env("ARO_LOG__LEVEL", "warn");
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("run aro");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts `aro up` and waits for its ready line; returns the child and the UI URL.
+fn up(data_dir: &Path) -> (Child, String) {
+    let mut child = aro()
+        .args(["up", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn aro up");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("aro up prints its ready line within 60 s");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the ready line names the UI address")
+        .to_owned();
+    (child, url)
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "aro up did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn aro_up_creates_its_data_dir_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("aro-data");
+    let (mut child, ui) = up(&data);
+    let health = plain_http::get(&format!("{ui}health"));
+    assert!(health.contains("\"profile-ui-healthcare\""), "{health}");
+    let status = terminate(&mut child);
+    assert!(status.success(), "clean stop: {status:?}");
+
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&data.join("aro.toml")), 0o600);
+        assert_eq!(mode(&data.join("master.key")), 0o600);
+    }
+    let config = std::fs::read_to_string(data.join("aro.toml")).unwrap();
+    assert!(config.contains("[sandbox]") && config.contains("enabled = true"));
+
+    // A second start reuses the file instead of generating new secrets.
+    let (mut child, _) = up(&data);
+    assert!(terminate(&mut child).success());
+    assert_eq!(
+        std::fs::read_to_string(data.join("aro.toml")).unwrap(),
+        config
+    );
+
+    // The schema is there, and can go down and up again.
+    let (ok, out, err) = output(aro().args(["migrate", "status", "--data-dir"]).arg(&data));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("0001") && out.contains("applied") && out.contains("schema is current"),
+        "{out}"
+    );
+    let (ok, out, err) = output(aro().args(["migrate", "down", "--data-dir"]).arg(&data));
+    assert!(ok, "{err}");
+    assert!(out.contains("pending"), "{out}");
+    let (ok, out, err) = output(aro().args(["migrate", "up", "--data-dir"]).arg(&data));
+    assert!(ok, "{err}");
+    assert!(out.contains("schema is current"), "{out}");
+
+    // A token for the default tenant, alone on stdout, that core would accept.
+    let (ok, out, err) = output(
+        aro()
+            .args([
+                "token",
+                "create",
+                "--tenant",
+                "default",
+                "--scopes",
+                "commands:write,events:read",
+                "--ttl",
+                "1h",
+                "--data-dir",
+            ])
+            .arg(&data),
+    );
+    assert!(ok, "{err}");
+    let token = out.trim();
+    assert_eq!(token.split('.').count(), 3, "{out}");
+    assert_eq!(out.lines().count(), 1);
+    let (ok, _, err) = output(
+        aro()
+            .args([
+                "token",
+                "create",
+                "--tenant",
+                "default",
+                "--scopes",
+                "root",
+                "--data-dir",
+            ])
+            .arg(&data),
+    );
+    assert!(!ok);
+    assert!(err.contains("unknown scope"), "{err}");
+}
+
+#[test]
+fn an_invalid_configuration_stops_aro_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("aro-data");
+    let (mut child, _) = up(&data);
+    assert!(terminate(&mut child).success());
+    let (ok, _, err) = output(
+        aro()
+            .env("ARO_DATABASE__MAX_CONNECTIONS", "several")
+            .args(["up", "--data-dir"])
+            .arg(&data),
+    );
+    assert!(!ok);
+    assert!(err.contains("database.max_connections"), "{err}");
+}
+
+#[tokio::test]
+async fn migrate_goes_up_down_and_up_on_postgres() {
+    let Some(db) = aro_store::testing_pg::PgDatabase::create().await else {
+        return;
+    };
+    let run = |action: &'static str| {
+        let url = db.url.clone();
+        let dir = tempfile::tempdir().unwrap();
+        // --database-url needs no configuration file.
+        output(
+            aro()
+                .args(["migrate", action, "--database-url", &url, "--data-dir"])
+                .arg(dir.path()),
+        )
+    };
+    let (ok, out, err) = run("up");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("engine: postgres") && out.contains("schema is current"),
+        "{out}"
+    );
+    let (ok, out, err) = run("down");
+    assert!(ok, "{err}");
+    assert!(out.contains("1 migration(s) pending"), "{out}");
+    let (ok, out, _) = run("status");
+    assert!(ok && out.contains("pending"), "{out}");
+    let (ok, out, err) = run("up");
+    assert!(ok, "{err}");
+    assert!(out.contains("schema is current"), "{out}");
+}
+
+#[test]
+fn migrate_needs_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = output(
+        aro()
+            .args(["migrate", "status", "--data-dir"])
+            .arg(dir.path().join("none")),
+    );
+    assert!(!ok);
+    assert!(err.contains("no configuration"), "{err}");
+}
+
+mod plain_http {
+    /// A tiny blocking GET over std, so this test needs no HTTP client crate.
+    pub fn get(url: &str) -> String {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest
+            .split_once('/')
+            .map(|(h, p)| (h, format!("/{p}")))
+            .unwrap_or((rest, "/".into()));
+        let mut stream = std::net::TcpStream::connect(host).expect("connect");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).unwrap();
+        body
+    }
+}
