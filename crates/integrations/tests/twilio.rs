@@ -67,7 +67,9 @@ impl FakeTwilio {
             .clone()
     }
 
-    fn store(&self, to: &str, body: &str, created: DateTime<Utc>) -> String {
+    /// Stores a message; `sent` ones have a `date_sent`, others are still queued (as a message
+    /// Twilio accepted a moment ago is).
+    fn store(&self, to: &str, body: &str, created: DateTime<Utc>, sent: bool) -> String {
         let sid = format!(
             "SM{:032x}",
             self.next_sid.fetch_add(1, Ordering::SeqCst) + 1
@@ -77,7 +79,7 @@ impl FakeTwilio {
             "api_version": "2010-04-01",
             "body": body,
             "date_created": created.to_rfc2822(),
-            "date_sent": null,
+            "date_sent": if sent { Value::from(created.to_rfc2822()) } else { Value::Null },
             "date_updated": created.to_rfc2822(),
             "direction": "outbound-api",
             "error_code": null,
@@ -89,7 +91,7 @@ impl FakeTwilio {
             "price": null,
             "price_unit": "USD",
             "sid": sid,
-            "status": "queued",
+            "status": if sent { "sent" } else { "queued" },
             "subresource_uris": {"media": format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}/Media.json")},
             "to": to,
             "uri": format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}.json"),
@@ -193,7 +195,7 @@ async fn create(
         Reply::Accept => None,
         Reply::AcceptSlowly(delay) => Some(delay),
     };
-    let sid = fake.store(&field("To"), &field("Body"), Utc::now());
+    let sid = fake.store(&field("To"), &field("Body"), Utc::now(), false);
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
@@ -241,14 +243,15 @@ async fn list(
         .stored()
         .into_iter()
         .filter(|m| to.as_deref().is_none_or(|to| m["to"] == to))
+        // Twilio's DateSent filter reads date_sent: queued messages have none.
         .filter(|m| {
-            let created = m["date_created"]
+            let sent = m["date_sent"]
                 .as_str()
                 .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
                 .map(|d| d.format("%Y-%m-%d").to_string());
             sent_from
                 .as_deref()
-                .is_none_or(|from| created.is_some_and(|c| c.as_str() >= from))
+                .is_none_or(|from| sent.is_some_and(|s| s.as_str() >= from))
         })
         .collect();
     matching.reverse();
@@ -558,7 +561,7 @@ async fn a_gateway_error_makes_the_next_attempt_look_up_first() -> TestResult {
         .iter()
         .map(|r| r.method.clone())
         .collect();
-    assert_eq!(methods, ["POST", "GET", "POST"]);
+    assert_eq!(methods, ["POST", "GET", "GET", "POST"]);
     Ok(())
 }
 
@@ -583,7 +586,7 @@ async fn gateway_errors_on_every_attempt_leave_the_send_unresolved() -> TestResu
         "the executor must look up before resending"
     );
     assert_eq!(posts(&fake), 3);
-    assert_eq!(gets(&fake), 2);
+    assert_eq!(gets(&fake), 4, "two look-ups of two queries each");
     Ok(())
 }
 
@@ -679,7 +682,7 @@ async fn a_send_that_times_out_is_looked_up_before_any_resend() -> TestResult {
 #[tokio::test]
 async fn an_earlier_attempt_is_looked_up_before_sending() -> TestResult {
     let (fake, url) = start().await?;
-    let earlier = fake.store(TO, &reminder().body, Utc::now());
+    let earlier = fake.store(TO, &reminder().body, Utc::now(), true);
     let since = Utc::now() - TimeDelta::minutes(5);
     let found = client(&url, common::fast_resilient())?
         .send_sms(&reminder().after_earlier_attempt(since))
@@ -691,16 +694,47 @@ async fn an_earlier_attempt_is_looked_up_before_sending() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_still_queued_earlier_message_is_found_without_the_date_filter() -> TestResult {
+    let (fake, url) = start().await?;
+    let earlier = fake.store(TO, &reminder().body, Utc::now(), false);
+    let since = Utc::now() - TimeDelta::minutes(5);
+    let found = client(&url, common::fast_resilient())?
+        .send_sms(&reminder().after_earlier_attempt(since))
+        .await?;
+    assert_eq!(found.sid, earlier);
+    assert_eq!(posts(&fake), 0);
+    let lookups = fake.journal.all();
+    assert_eq!(lookups.len(), 2);
+    assert!(
+        lookups[0]
+            .query_pairs()
+            .iter()
+            .any(|(k, _)| k == "DateSent>")
+    );
+    assert!(
+        !lookups[1]
+            .query_pairs()
+            .iter()
+            .any(|(k, _)| k == "DateSent>")
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_earlier_attempt_that_never_arrived_is_sent_once() -> TestResult {
     let (fake, url) = start().await?;
     // Same recipient, another text: not the message we are sending.
-    fake.store(TO, "Your visit is tomorrow", Utc::now());
+    fake.store(TO, "Your visit is tomorrow", Utc::now(), true);
     let since = Utc::now() - TimeDelta::minutes(5);
     client(&url, common::fast_resilient())?
         .send_sms(&reminder().after_earlier_attempt(since))
         .await?;
     assert_eq!(posts(&fake), 1);
-    assert_eq!(gets(&fake), 1);
+    assert_eq!(
+        gets(&fake),
+        2,
+        "the filtered list, then the newest unfiltered page"
+    );
     Ok(())
 }
 
@@ -709,10 +743,10 @@ async fn find_sent_follows_next_page_uri_with_twilios_filters() -> TestResult {
     let (fake, url) = start().await?;
     fake.page_size.store(1, Ordering::SeqCst);
     let now = Utc::now();
-    let wanted = fake.store(TO, "the one", now);
-    fake.store(TO, "later one", now);
-    fake.store("+14155550000", "the one", now);
-    fake.store(TO, "latest one", now);
+    let wanted = fake.store(TO, "the one", now, true);
+    fake.store(TO, "later one", now, true);
+    fake.store("+14155550000", "the one", now, true);
+    fake.store(TO, "latest one", now, true);
     let found = client(&url, common::fast_resilient())?
         .find_sent(TO, "the one", now - TimeDelta::minutes(1))
         .await?
@@ -736,7 +770,7 @@ async fn find_sent_follows_next_page_uri_with_twilios_filters() -> TestResult {
 async fn find_sent_ignores_messages_created_before_the_attempt() -> TestResult {
     let (fake, url) = start().await?;
     let now = Utc::now();
-    fake.store(TO, "the one", now - TimeDelta::minutes(30));
+    fake.store(TO, "the one", now - TimeDelta::minutes(30), true);
     let found = client(&url, common::fast_resilient())?
         .find_sent(TO, "the one", now - TimeDelta::minutes(1))
         .await?;
@@ -747,7 +781,7 @@ async fn find_sent_ignores_messages_created_before_the_attempt() -> TestResult {
 #[tokio::test]
 async fn fetch_reads_one_message() -> TestResult {
     let (fake, url) = start().await?;
-    let sid = fake.store(TO, "hello", Utc::now());
+    let sid = fake.store(TO, "hello", Utc::now(), true);
     let twilio = client(&url, common::fast_resilient())?;
     let message = twilio.fetch(&sid).await?;
     assert_eq!(message.sid, sid);

@@ -266,7 +266,9 @@ impl TwilioClient {
 
     /// Looks for a message to `to` with exactly `body`, created at or after `sent_after` (on
     /// Twilio's clock: allow for skew), through `GET Messages.json?To=…&DateSent>=YYYY-MM-DD`,
-    /// following `next_page_uri`. `Ok(None)` means every page was searched.
+    /// following `next_page_uri`, then through the recipient's newest messages without the
+    /// date filter (a message not yet handed to the carrier has no `date_sent`). `Ok(None)`
+    /// means everything was searched.
     #[tracing::instrument(skip_all, fields(provider = "twilio"))]
     pub async fn find_sent(
         &self,
@@ -294,16 +296,7 @@ impl TwilioClient {
             .append_pair("DateSent>", &sent_after.format("%Y-%m-%d").to_string())
             .append_pair("PageSize", LOOKUP_PAGE_SIZE);
         for _ in 0..MAX_LOOKUP_PAGES {
-            let http = self
-                .http
-                .get(url.clone())
-                .basic_auth(&self.account_sid, Some(self.auth_token.expose()));
-            let answer = exchange(Provider::Twilio, http, Effect::Read).await?;
-            if !answer.is_success() {
-                return Err(error_from_answer(&answer, Effect::Read));
-            }
-            let page: MessagePage = serde_json::from_slice(&answer.body)
-                .map_err(|_| invalid_response("unreadable message list"))?;
+            let page = self.message_page(url).await?;
             if let Some(found) = page
                 .messages
                 .into_iter()
@@ -313,10 +306,43 @@ impl TwilioClient {
             }
             match page.next_page_uri.as_deref() {
                 Some(next) if !next.is_empty() => url = self.next_page(next)?,
-                _ => return Ok(None),
+                _ => return self.find_unsent(to, body, sent_after).await,
             }
         }
         Err(invalid_response("message list too long to search"))
+    }
+
+    /// Twilio's `DateSent` filter reads `date_sent`, which stays empty until the message is
+    /// handed to the carrier, so a message accepted moments ago is not in the filtered list.
+    /// It is among the recipient's newest, though: the first unfiltered page covers it.
+    async fn find_unsent(
+        &self,
+        to: &str,
+        body: &str,
+        sent_after: DateTime<Utc>,
+    ) -> Result<Option<TwilioMessage>, ProviderError> {
+        let mut url = self.messages_url()?;
+        url.query_pairs_mut()
+            .append_pair("To", to)
+            .append_pair("PageSize", LOOKUP_PAGE_SIZE);
+        let page = self.message_page(url).await?;
+        Ok(page
+            .messages
+            .into_iter()
+            .find(|message| is_the_message(message, to, body, sent_after)))
+    }
+
+    async fn message_page(&self, url: Url) -> Result<MessagePage, ProviderError> {
+        let http = self
+            .http
+            .get(url)
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose()));
+        let answer = exchange(Provider::Twilio, http, Effect::Read).await?;
+        if !answer.is_success() {
+            return Err(error_from_answer(&answer, Effect::Read));
+        }
+        serde_json::from_slice(&answer.body)
+            .map_err(|_| invalid_response("unreadable message list"))
     }
 
     /// Fetches one message by its SID.
