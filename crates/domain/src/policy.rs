@@ -207,11 +207,15 @@ mod tests {
         let mut p = Policies::default();
         p.send_window.end = LocalTime { hour: 7, minute: 0 };
         assert_eq!(p.validate().unwrap_err().field, "sendWindow");
-        let mut p = Policies::default();
-        p.reminder_offsets_hours = vec![24, 48];
+        let p = Policies {
+            reminder_offsets_hours: vec![24, 48],
+            ..Policies::default()
+        };
         assert_eq!(p.validate().unwrap_err().field, "reminderOffsetsHours");
-        let mut p = Policies::default();
-        p.classification_threshold = 1.5;
+        let p = Policies {
+            classification_threshold: 1.5,
+            ..Policies::default()
+        };
         assert_eq!(p.validate().unwrap_err().field, "classificationThreshold");
     }
 

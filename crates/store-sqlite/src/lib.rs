@@ -83,9 +83,11 @@ impl SqliteSettings {
     }
 }
 
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
 struct WriteRequest {
     job: Job,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    done: Reply,
 }
 
 pub struct SqliteBackend {
@@ -261,10 +263,7 @@ async fn commit_group(conn: &mut SqliteConnection, group: &mut Vec<WriteRequest>
         }
         return;
     }
-    let mut outcomes: Vec<(
-        oneshot::Sender<Result<(), StoreError>>,
-        Result<(), StoreError>,
-    )> = Vec::with_capacity(group.len());
+    let mut outcomes: Vec<(Reply, Result<(), StoreError>)> = Vec::with_capacity(group.len());
     for request in group.drain(..) {
         let outcome = async {
             sqlx::query("savepoint job").execute(&mut *conn).await?;
