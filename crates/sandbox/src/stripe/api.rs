@@ -1,0 +1,480 @@
+//! `POST /v1/prices`, `GET /v1/prices/{id}`, `POST /v1/payment_links`,
+//! `GET /v1/payment_links/{id}`, and the hosted payment page a link points at.
+
+use super::{LinkStatus, PaymentLink, Price, StripeError, StripeState, authenticate, idempotency};
+use crate::state::Sandbox;
+use crate::{ids, wire};
+use aro_http::ApiError;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+/// Stripe's limits on metadata.
+const MAX_METADATA_KEYS: usize = 50;
+const MAX_METADATA_KEY_LEN: usize = 40;
+const MAX_METADATA_VALUE_LEN: usize = 500;
+
+/// `metadata[key]=value` parameters as an object.
+fn metadata(params: &[(String, String)]) -> Result<Map<String, Value>, StripeError> {
+    let mut map = Map::new();
+    for (name, value) in params {
+        let Some(key) = name
+            .strip_prefix("metadata[")
+            .and_then(|rest| rest.strip_suffix(']'))
+        else {
+            continue;
+        };
+        if key.is_empty() || key.len() > MAX_METADATA_KEY_LEN {
+            return Err(StripeError::invalid(
+                format!(
+                    "Metadata keys must be between 1 and {MAX_METADATA_KEY_LEN} characters long."
+                ),
+                Some(name),
+            ));
+        }
+        if value.chars().count() > MAX_METADATA_VALUE_LEN {
+            return Err(StripeError::invalid(
+                format!("Metadata values can have up to {MAX_METADATA_VALUE_LEN} characters."),
+                Some(name),
+            ));
+        }
+        map.insert(key.to_owned(), Value::String(value.clone()));
+    }
+    if map.len() > MAX_METADATA_KEYS {
+        return Err(StripeError::invalid(
+            format!("You can specify up to {MAX_METADATA_KEYS} metadata keys."),
+            Some("metadata"),
+        ));
+    }
+    Ok(map)
+}
+
+fn integer(params: &[(String, String)], name: &str) -> Result<Option<i64>, StripeError> {
+    match wire::non_blank(params, name) {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| StripeError::invalid(format!("Invalid integer: {raw}"), Some(name))),
+    }
+}
+
+fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// `POST /v1/prices`
+pub(super) async fn create_price(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(error) = authenticate(&sandbox, &headers) {
+        return error.into_response();
+    }
+    let params = wire::form(&body);
+    let mut state = sandbox.state();
+    idempotency::run(&mut state.stripe, &headers, "prices", &params, |stripe| {
+        new_price(stripe, &params)
+    })
+}
+
+fn new_price(stripe: &mut StripeState, params: &[(String, String)]) -> Result<Value, StripeError> {
+    let currency = wire::non_blank(params, "currency")
+        .ok_or_else(|| StripeError::missing("currency"))?
+        .to_ascii_lowercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(StripeError::invalid(
+            format!("Invalid currency: {currency}."),
+            Some("currency"),
+        ));
+    }
+    let unit_amount =
+        integer(params, "unit_amount")?.ok_or_else(|| StripeError::missing("unit_amount"))?;
+    if unit_amount < 0 {
+        return Err(StripeError::invalid(
+            "This value must be greater than or equal to 0.",
+            Some("unit_amount"),
+        ));
+    }
+    let product_name = wire::non_blank(params, "product_data[name]").map(str::to_owned);
+    let product = match (wire::non_blank(params, "product"), &product_name) {
+        (Some(product), _) => product.to_owned(),
+        (None, Some(_)) => ids::stripe_id("prod"),
+        (None, None) => {
+            return Err(StripeError::invalid(
+                "You must specify either `product` or `product_data` when creating a price.",
+                Some("product"),
+            ));
+        }
+    };
+    let id = ids::stripe_id("price");
+    let json = json!({
+        "id": id,
+        "object": "price",
+        "active": true,
+        "billing_scheme": "per_unit",
+        "created": now_unix(),
+        "currency": currency,
+        "custom_unit_amount": null,
+        "livemode": false,
+        "lookup_key": null,
+        "metadata": metadata(params)?,
+        "nickname": null,
+        "product": product,
+        "recurring": null,
+        "tax_behavior": "unspecified",
+        "tiers_mode": null,
+        "transform_quantity": null,
+        "type": "one_time",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": unit_amount.to_string(),
+    });
+    stripe.prices.insert(
+        id,
+        Price {
+            currency,
+            unit_amount,
+            product_name,
+            json: json.clone(),
+        },
+    );
+    Ok(json)
+}
+
+/// `POST /v1/payment_links`
+pub(super) async fn create_payment_link(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(error) = authenticate(&sandbox, &headers) {
+        return error.into_response();
+    }
+    let params = wire::form(&body);
+    let self_url = sandbox.settings().self_url.clone();
+    let mut state = sandbox.state();
+    idempotency::run(
+        &mut state.stripe,
+        &headers,
+        "payment_links",
+        &params,
+        |stripe| new_payment_link(stripe, &params, &self_url),
+    )
+}
+
+fn new_payment_link(
+    stripe: &mut StripeState,
+    params: &[(String, String)],
+    self_url: &url::Url,
+) -> Result<Value, StripeError> {
+    let mut currency: Option<String> = None;
+    let mut amount_minor: i64 = 0;
+    let mut labels = Vec::new();
+    for index in 0.. {
+        let price_param = format!("line_items[{index}][price]");
+        let Some(price_id) = wire::non_blank(params, &price_param) else {
+            if index == 0 {
+                return Err(StripeError::missing("line_items"));
+            }
+            break;
+        };
+        let quantity_param = format!("line_items[{index}][quantity]");
+        let quantity = integer(params, &quantity_param)?
+            .ok_or_else(|| StripeError::missing(&quantity_param))?;
+        if quantity < 1 {
+            return Err(StripeError::invalid(
+                "This value must be greater than or equal to 1.",
+                Some(&quantity_param),
+            ));
+        }
+        let price = stripe
+            .prices
+            .get(price_id)
+            .ok_or_else(|| StripeError::no_such("price", price_id, &price_param))?;
+        if currency.as_ref().is_some_and(|c| *c != price.currency) {
+            return Err(StripeError::invalid(
+                "All prices on a payment link must have the same currency.",
+                Some(&price_param),
+            ));
+        }
+        currency = Some(price.currency.clone());
+        amount_minor = price
+            .unit_amount
+            .checked_mul(quantity)
+            .and_then(|line| amount_minor.checked_add(line))
+            .ok_or_else(|| {
+                StripeError::invalid("The total amount is too large.", Some(&quantity_param))
+            })?;
+        labels.push(
+            price
+                .product_name
+                .clone()
+                .unwrap_or_else(|| "Payment".to_owned()),
+        );
+    }
+    let currency = currency.unwrap_or_default();
+    let after_completion = match wire::non_blank(params, "after_completion[type]") {
+        None | Some("hosted_confirmation") => json!({
+            "hosted_confirmation": {
+                "custom_message": wire::non_blank(params, "after_completion[hosted_confirmation][custom_message]"),
+            },
+            "type": "hosted_confirmation",
+        }),
+        Some("redirect") => {
+            let url = wire::non_blank(params, "after_completion[redirect][url]")
+                .ok_or_else(|| StripeError::missing("after_completion[redirect][url]"))?;
+            json!({"redirect": {"url": url}, "type": "redirect"})
+        }
+        Some(other) => {
+            return Err(StripeError::invalid(
+                format!(
+                    "Invalid after_completion[type]: must be one of hosted_confirmation or redirect (got {other})."
+                ),
+                Some("after_completion[type]"),
+            ));
+        }
+    };
+    let metadata = metadata(params)?;
+    let tenant_id = metadata
+        .get("tenantId")
+        .and_then(Value::as_str)
+        .filter(|t| aro_domain::ids::TenantId::parse(t).is_ok())
+        .unwrap_or("default")
+        .to_owned();
+    let id = ids::stripe_id("plink");
+    let url = crate::settings::join(self_url, &format!("/pay/{id}"));
+    let json = json!({
+        "id": id,
+        "object": "payment_link",
+        "active": true,
+        "after_completion": after_completion,
+        "allow_promotion_codes": false,
+        "application_fee_amount": null,
+        "application_fee_percent": null,
+        "automatic_tax": {"enabled": false, "liability": null},
+        "billing_address_collection": "auto",
+        "currency": currency,
+        "customer_creation": "if_required",
+        "livemode": false,
+        "metadata": metadata,
+        "on_behalf_of": null,
+        "payment_method_collection": "always",
+        "payment_method_types": null,
+        "phone_number_collection": {"enabled": false},
+        "shipping_address_collection": null,
+        "submit_type": "auto",
+        "subscription_data": null,
+        "transfer_data": null,
+        "url": url,
+    });
+    stripe.links.insert(
+        id.clone(),
+        PaymentLink {
+            id,
+            tenant_id,
+            currency,
+            amount_minor,
+            label: labels.join(", "),
+            metadata,
+            url,
+            status: LinkStatus::Open,
+            json: json.clone(),
+        },
+    );
+    Ok(json)
+}
+
+/// `GET /v1/prices/{id}`
+pub(super) async fn get_price(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(error) = authenticate(&sandbox, &headers) {
+        return error.into_response();
+    }
+    let found = sandbox
+        .state()
+        .stripe
+        .prices
+        .get(&id)
+        .map(|p| p.json.clone());
+    match found {
+        Some(json) => axum::Json(json).into_response(),
+        None => StripeError::no_such("price", &id, "id").into_response(),
+    }
+}
+
+/// `GET /v1/payment_links/{id}`
+pub(super) async fn get_payment_link(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(error) = authenticate(&sandbox, &headers) {
+        return error.into_response();
+    }
+    let found = sandbox
+        .state()
+        .stripe
+        .links
+        .get(&id)
+        .map(|l| l.json.clone());
+    match found {
+        Some(json) => axum::Json(json).into_response(),
+        None => StripeError::no_such("payment_link", &id, "id").into_response(),
+    }
+}
+
+/// `GET /pay/{id}`: the page a payment link's `url` opens. Nothing is charged; the button
+/// completes the payment the way a patient paying would.
+pub(super) async fn payment_page(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+) -> Response {
+    let link = sandbox.state().stripe.links.get(&id).cloned();
+    let Some(link) = link else {
+        return ApiError::not_found("payment link").into_response();
+    };
+    let amount = format!(
+        "{}.{:02} {}",
+        link.amount_minor / 100,
+        link.amount_minor % 100,
+        link.currency.to_ascii_uppercase()
+    );
+    let action = match link.status {
+        LinkStatus::Open => format!(
+            "<form method=\"post\" action=\"/sandbox/payments/{}/complete\"><button type=\"submit\">Pay {}</button></form>",
+            escape(&link.id),
+            escape(&amount)
+        ),
+        LinkStatus::Paid => "<p><strong>Paid.</strong></p>".to_owned(),
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sandbox payment</title></head>\
+         <body><h1>{label}</h1><p>Amount: {amount}</p>{action}\
+         <p>This is the ARO sandbox standing in for Stripe: no card is asked for and nothing is charged. \
+         Paying here sends a signed <code>checkout.session.completed</code> event to ARO.</p></body></html>",
+        label = escape(&link.label),
+        amount = escape(&amount),
+    ))
+    .into_response()
+}
+
+/// Minimal HTML escaping for text placed in the page.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn metadata_is_read_from_bracketed_keys() {
+        let map = metadata(&params(&[
+            ("metadata[tenantId]", "default"),
+            ("metadata[executionId]", "exe_1"),
+            ("currency", "usd"),
+        ]))
+        .unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["tenantId"], "default");
+        let long_key = format!("metadata[{}]", "k".repeat(41));
+        assert!(metadata(&params(&[(&long_key, "v")])).is_err());
+    }
+
+    #[test]
+    fn a_price_needs_a_currency_an_amount_and_a_product() {
+        let mut stripe = StripeState::new(10);
+        let err = new_price(&mut stripe, &params(&[("unit_amount", "100")])).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("currency"));
+        let err = new_price(
+            &mut stripe,
+            &params(&[("currency", "usd"), ("unit_amount", "100")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("product"));
+        let price = new_price(
+            &mut stripe,
+            &params(&[
+                ("currency", "USD"),
+                ("unit_amount", "2500"),
+                ("product_data[name]", "Deposit"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(price["currency"], "usd");
+        assert_eq!(price["unit_amount_decimal"], "2500");
+    }
+
+    #[test]
+    fn a_link_adds_up_its_line_items_and_takes_its_tenant_from_metadata() {
+        let mut stripe = StripeState::new(10);
+        let price = new_price(
+            &mut stripe,
+            &params(&[
+                ("currency", "usd"),
+                ("unit_amount", "2500"),
+                ("product_data[name]", "Deposit"),
+            ]),
+        )
+        .unwrap();
+        let price_id = price["id"].as_str().unwrap();
+        let self_url = url::Url::parse("http://127.0.0.1:7400").unwrap();
+        let link = new_payment_link(
+            &mut stripe,
+            &params(&[
+                ("line_items[0][price]", price_id),
+                ("line_items[0][quantity]", "2"),
+                ("metadata[tenantId]", "clinic-2"),
+            ]),
+            &self_url,
+        )
+        .unwrap();
+        let id = link["id"].as_str().unwrap();
+        assert_eq!(link["url"], format!("http://127.0.0.1:7400/pay/{id}"));
+        let stored = stripe.links.get(id).unwrap();
+        assert_eq!(stored.amount_minor, 5000);
+        assert_eq!(stored.tenant_id, "clinic-2");
+        let err = new_payment_link(
+            &mut stripe,
+            &params(&[
+                ("line_items[0][price]", "price_nope"),
+                ("line_items[0][quantity]", "1"),
+            ]),
+            &self_url,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, Some("resource_missing"));
+    }
+
+    #[test]
+    fn page_text_is_escaped() {
+        assert_eq!(
+            escape("<b>\"A&B\"</b>"),
+            "&lt;b&gt;&quot;A&amp;B&quot;&lt;/b&gt;"
+        );
+    }
+}
