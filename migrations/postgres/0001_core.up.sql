@@ -176,7 +176,9 @@ create table timers (
     aggregate_id text not null,
     due_at timestamptz not null,
     payload jsonb not null,
-    status text not null,               -- pending, fired, cancelled
+    status text not null,               -- pending, fired, cancelled, failed
+    attempt bigint not null default 0,
+    last_error text,
     lease_owner text,
     lease_until timestamptz,
     created_at timestamptz not null,

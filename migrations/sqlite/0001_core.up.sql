@@ -175,7 +175,9 @@ create table timers (
     aggregate_id text not null,
     due_at text not null,
     payload text not null,
-    status text not null,               -- pending, fired, cancelled
+    status text not null,               -- pending, fired, cancelled, failed
+    attempt integer not null default 0,
+    last_error text,
     lease_owner text,
     lease_until text,
     created_at text not null,

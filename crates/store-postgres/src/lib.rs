@@ -4,6 +4,7 @@
 //! are claimed with `FOR UPDATE SKIP LOCKED` so replicas never take the same one.
 
 use aro_store::StoreError;
+use aro_store::engine_rows::claimable_executions_sql;
 use aro_store::backend::{
     Backend, BackendTx, Engine, Job, JobEnd, MigrationState, MigrationStatus,
 };
@@ -50,6 +51,38 @@ pub struct PgTx<'c> {
 }
 
 aro_store::impl_subscription_rows!(PgTx<'_>, sqlx::Postgres);
+
+aro_store::impl_engine_rows!(PgTx<'_>, sqlx::Postgres, {
+    async fn claim_due_timers(
+        &mut self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<Vec<aro_store::engine_rows::TimerRow>, StoreError> {
+        // -- why: skip locked lets every replica take a different batch of due timers at once.
+        Ok(sqlx::query_as(
+            "select * from timers where status = 'pending' and due_at <= $1
+             order by due_at, id limit $2 for update skip locked",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *self.conn)
+        .await?)
+    }
+
+    async fn claim_executions(
+        &mut self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+        types: Option<&[String]>,
+    ) -> Result<Vec<aro_store::engine_rows::ExecutionRow>, StoreError> {
+        let sql = claimable_executions_sql(types.map_or(0, <[String]>::len), " for update skip locked");
+        let mut query = sqlx::query_as(&sql).bind(now).bind(limit);
+        for t in types.unwrap_or_default() {
+            query = query.bind(t);
+        }
+        Ok(query.fetch_all(&mut *self.conn).await?)
+    }
+});
 
 aro_store::impl_backend_tx!(PgTx<'_>, sqlx::Postgres, {
     async fn lock(&mut self, key: &str) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@
 //! snapshot.
 
 use aro_store::StoreError;
+use aro_store::engine_rows::claimable_executions_sql;
 use aro_store::backend::{
     Backend, BackendTx, Engine, Job, JobEnd, MigrationState, MigrationStatus,
 };
@@ -105,6 +106,37 @@ pub struct SqliteTx<'c> {
 }
 
 aro_store::impl_subscription_rows!(SqliteTx<'_>, sqlx::Sqlite);
+
+aro_store::impl_engine_rows!(SqliteTx<'_>, sqlx::Sqlite, {
+    async fn claim_due_timers(
+        &mut self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<Vec<aro_store::engine_rows::TimerRow>, StoreError> {
+        // One writer: the rows cannot be taken by anyone else before this transaction ends.
+        Ok(sqlx::query_as(
+            "select * from timers where status = 'pending' and due_at <= $1 order by due_at, id limit $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *self.conn)
+        .await?)
+    }
+
+    async fn claim_executions(
+        &mut self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+        types: Option<&[String]>,
+    ) -> Result<Vec<aro_store::engine_rows::ExecutionRow>, StoreError> {
+        let sql = claimable_executions_sql(types.map_or(0, <[String]>::len), "");
+        let mut query = sqlx::query_as(&sql).bind(now).bind(limit);
+        for t in types.unwrap_or_default() {
+            query = query.bind(t);
+        }
+        Ok(query.fetch_all(&mut *self.conn).await?)
+    }
+});
 
 aro_store::impl_backend_tx!(SqliteTx<'_>, sqlx::Sqlite, {
     async fn lock(&mut self, _key: &str) -> Result<(), StoreError> {

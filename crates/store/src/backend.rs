@@ -76,7 +76,9 @@ pub trait Backend: Send + Sync + 'static {
 
 /// Row-level operations inside one transaction.
 #[async_trait]
-pub trait BackendTx: crate::subscriptions::SubscriptionRows + Send {
+pub trait BackendTx:
+    crate::subscriptions::SubscriptionRows + crate::engine_rows::EngineRows + Send
+{
     // --- engine-specific ---
     /// Serialises transactions that touch the same logical key (e.g. one booking's identity)
     /// until this transaction ends.

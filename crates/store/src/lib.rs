@@ -8,6 +8,7 @@
 //! so neither engine — nor any caller — ever handles personal data in the wrong form.
 
 pub mod backend;
+pub mod engine_rows;
 mod error;
 pub mod ids;
 pub mod records;
