@@ -130,7 +130,7 @@ fn fixture_str(value: &Value, pointer: &str) -> Result<String, String> {
 
 #[test]
 fn payload_fixtures_match_calendlys_api_description() -> TestResult {
-    let spec = common::load_yaml_spec("calendly_openapi_2023.yaml")?;
+    let spec = common::load_json_spec("calendly_openapi_2023.json")?;
     let invitees = common::validator(&spec, "/components/schemas/Invitee", false)?;
     let events = common::validator(&spec, "/components/schemas/Event", false)?;
 

@@ -1,6 +1,7 @@
 //! Shared pieces of the integration tests: serving axum fakes on 127.0.0.1:0, recording what
 //! they receive, a proxy that drops answers, fast resilience policies, and offline JSON-schema
-//! checks against the providers' own API descriptions in `shared/provider-specs/`.
+//! checks against the providers' own API descriptions (trimmed copies vendored in the
+//! repository's `tests/fixtures/provider-specs/`; `ARO_PROVIDER_SPECS` overrides the folder).
 
 #![allow(dead_code)]
 
@@ -196,23 +197,26 @@ async fn relay(
 // ---------------------------------------------------------------------------------------------
 // Offline schema checks against the providers' API descriptions.
 
-/// `shared/provider-specs/` beside the repository.
-pub fn spec_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/provider-specs")
-        .join(file)
+/// The folder holding the descriptions: `ARO_PROVIDER_SPECS` if set, else the repository's
+/// `tests/fixtures/provider-specs/`, trimmed to what these tests use by
+/// `scripts/vendor-provider-specs.py` so a fresh clone needs nothing from outside it.
+pub fn specs_dir() -> PathBuf {
+    std::env::var_os("ARO_PROVIDER_SPECS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/provider-specs"),
+        PathBuf::from,
+    )
 }
 
+/// One provider description, as JSON (the vendored Calendly copy is JSON too).
 pub fn load_json_spec(file: &str) -> Result<Value, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(spec_path(file))
-        .map_err(|e| format!("provider spec {file} not readable: {e}"))?;
+    let path = specs_dir().join(file);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "provider spec {} not readable: {e} (ARO_PROVIDER_SPECS overrides the folder)",
+            path.display()
+        )
+    })?;
     Ok(serde_json::from_str(&text)?)
-}
-
-pub fn load_yaml_spec(file: &str) -> Result<Value, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(spec_path(file))
-        .map_err(|e| format!("provider spec {file} not readable: {e}"))?;
-    Ok(serde_norway::from_str(&text)?)
 }
 
 /// Follows a JSON pointer, failing with the pointer's text.

@@ -1,7 +1,8 @@
 //! What the sandbox answers and sends, checked against the providers' own API descriptions
-//! (`shared/provider-specs/`, beside the repository; `ARO_PROVIDER_SPECS` overrides the
-//! folder). OpenAPI 3.0 schemas are JSON Schema draft 4 plus `nullable`, which is rewritten
-//! into draft-4 terms before validating; unknown formats (`phone-number`,
+//! (trimmed copies vendored in the repository's `tests/fixtures/provider-specs/` by
+//! `scripts/vendor-provider-specs.py`, so a fresh clone has them; `ARO_PROVIDER_SPECS`
+//! overrides the folder). OpenAPI 3.0 schemas are JSON Schema draft 4 plus `nullable`, which
+//! is rewritten into draft-4 terms before validating; unknown formats (`phone-number`,
 //! `date-time-rfc-2822`, …) are ignored, known ones (`date-time`, `email`, `uri`) checked.
 
 use crate::calendly::{book, booking_request, calendly_events};
@@ -14,7 +15,7 @@ fn specs_dir() -> PathBuf {
     std::env::var_os("ARO_PROVIDER_SPECS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/provider-specs")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/provider-specs")
         })
 }
 
@@ -72,7 +73,7 @@ impl Spec {
     }
 
     fn calendly() -> Self {
-        Self::new(serde_norway::from_str(&read_spec("calendly_openapi_2023.yaml")).unwrap())
+        Self::new(serde_json::from_str(&read_spec("calendly_openapi_2023.json")).unwrap())
     }
 
     fn stripe() -> Self {
