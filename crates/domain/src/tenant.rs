@@ -72,6 +72,8 @@ pub struct TenantConfig {
     pub reply_codes: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     pub mappings: Mappings,
     pub placeholder_limits: Option<PlaceholderLimits>,
+    /// The clinic's booking page, for rebooking offers and no-show recovery texts.
+    pub booking_link: Option<String>,
 }
 
 /// A refused configuration, naming the field under `payload`.
@@ -142,6 +144,14 @@ impl TenantConfig {
                     reason: e.to_string(),
                 })?;
             }
+        }
+        if let Some(link) = &self.booking_link
+            && !(link.starts_with("https://") || link.starts_with("http://"))
+        {
+            return Err(ConfigError {
+                field: "bookingLink".into(),
+                reason: "must be an http(s) URL".into(),
+            });
         }
         let limits = self.placeholder_limits.clone().unwrap_or_default();
         Ok(TemplateSet::load(&self.templates, limits)?)

@@ -40,6 +40,38 @@ impl<'t> Tx<'t> {
         self.vault
     }
 
+    /// Seals `plaintext` under `subject`'s data key (created when missing), bound to its place.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn seal(
+        &mut self,
+        tenant_id: &str,
+        subject_id: &str,
+        table: &str,
+        column: &str,
+        row_id: &str,
+        plaintext: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let key = self.vault.key_for(&mut *self.raw, tenant_id, subject_id, now).await?;
+        self.vault.seal(&key, Place { tenant_id, table, column, row_id }, plaintext)
+    }
+
+    /// Opens a ciphertext sealed by [`Tx::seal`]; `None` when the subject has been erased.
+    pub async fn open(
+        &mut self,
+        tenant_id: &str,
+        subject_id: &str,
+        table: &str,
+        column: &str,
+        row_id: &str,
+        ciphertext: &[u8],
+    ) -> Result<Option<String>, StoreError> {
+        match self.vault.existing_key(&mut *self.raw, tenant_id, subject_id).await? {
+            Some(key) => Ok(Some(self.vault.open(&key, Place { tenant_id, table, column, row_id }, ciphertext)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Serialises transactions on the same logical key until this one ends.
     pub async fn lock(&mut self, key: &str) -> Result<(), StoreError> {
         self.raw.lock(key).await

@@ -1,0 +1,688 @@
+//! The engine's public face: what core-engine's HTTP layer and workers call. Each method is one
+//! or a few transactions; each is safe to call from several replicas at once.
+
+use crate::clock::Clock;
+use crate::ctx::{Ctx, EngineSettings};
+use crate::envelope::{COMMAND_TYPES, CommandEnvelope, CommandOutcome};
+use crate::error::{EngineError, EngineResult};
+use crate::executions::{ClaimedExecution, ExecutionResult};
+use crate::fire::{self, Fired};
+use aro_store::engine_rows::{CommandRow, IdempotencyRow};
+use aro_store::{AggregateRef, Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::types::Json;
+
+/// The actor of decisions the engine takes by itself (timers, results).
+pub const ENGINE_ACTOR: &str = "engine";
+/// Idempotency keys are kept at least this long (DESIGN.md: ≥ 72 h).
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::hours(96);
+
+#[derive(Clone, Debug)]
+pub struct Engine {
+    store: Store,
+    clock: Clock,
+    settings: EngineSettings,
+}
+
+/// An answer to a command: the HTTP status and body (without the request id, which the HTTP
+/// layer adds), as stored for idempotent repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandAnswer {
+    pub status: u16,
+    pub body: Value,
+    /// True when this is a stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// The error envelope's `error` object and status for an engine error.
+pub fn error_answer(e: &EngineError) -> (u16, Value) {
+    let (status, code, details, retryable): (u16, &str, Value, bool) = match e {
+        EngineError::Validation { field, reason } => (
+            422,
+            "VALIDATION_ERROR",
+            json!({"field": field, "reason": reason}),
+            false,
+        ),
+        EngineError::InvalidTransition { from, to, reason } => (
+            409,
+            "INVALID_TRANSITION",
+            json!({"from": from, "to": to, "reason": reason}),
+            false,
+        ),
+        EngineError::NotFound(what) => (404, "NOT_FOUND", json!({"resource": what}), false),
+        EngineError::Conflict { code, .. } => (409, code, json!({}), *code == "CONCURRENT_UPDATE"),
+        EngineError::Guardrail { code, .. } => (422, code, json!({}), false),
+        EngineError::Store(s) if s.is_retryable() => (503, "UNAVAILABLE", json!({}), true),
+        EngineError::Store(_) => (500, "INTERNAL_ERROR", json!({}), true),
+    };
+    let message = match e {
+        EngineError::Store(_) => {
+            "the request could not be completed; it has been logged".to_owned()
+        }
+        other => other.to_string(),
+    };
+    (
+        status,
+        json!({"code": code, "message": message, "details": details, "retryable": retryable}),
+    )
+}
+
+/// Sorted keys at every level, so the same request always hashes the same.
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for k in keys {
+                out.insert(k.clone(), canonical(&map[k]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+pub fn request_hash(body: &Value) -> String {
+    let text = serde_json::to_string(&canonical(body)).unwrap_or_default();
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Engine {
+    pub fn new(store: Store, clock: Clock, settings: EngineSettings) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Applies a command exactly once per idempotency key: the first request decides, repeats
+    /// with the same body get the stored answer, a repeat with another body is refused.
+    pub async fn execute_command(
+        &self,
+        tenant_id: &str,
+        raw: Value,
+        idempotency_key: &str,
+        correlation_id: &str,
+        actor: &str,
+    ) -> EngineResult<CommandAnswer> {
+        let hash = request_hash(&raw);
+        let envelope: CommandEnvelope =
+            crate::commands::parse_payload(&raw).map_err(|e| match e {
+                EngineError::Validation { field, reason } => EngineError::Validation {
+                    field: field
+                        .trim_start_matches("payload.")
+                        .trim_start_matches("payload")
+                        .to_owned()
+                        .replace("..", "."),
+                    reason,
+                },
+                other => other,
+            })?;
+        let first = self
+            .try_apply(
+                tenant_id,
+                envelope.clone(),
+                raw.clone(),
+                hash.clone(),
+                idempotency_key,
+                correlation_id,
+                actor,
+            )
+            .await;
+        match first {
+            Ok(answer) => Ok(answer),
+            Err(e) if e.is_client_error() => {
+                let (status, error) = error_answer(&e);
+                self.store_failure(
+                    tenant_id,
+                    idempotency_key,
+                    &hash,
+                    status,
+                    json!({"error": error}),
+                    e,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn try_apply(
+        &self,
+        tenant_id: &str,
+        envelope: CommandEnvelope,
+        raw: Value,
+        hash: String,
+        key: &str,
+        correlation_id: &str,
+        actor: &str,
+    ) -> EngineResult<CommandAnswer> {
+        let now = self.clock.now();
+        let tenant = tenant_id.to_owned();
+        let key = key.to_owned();
+        let correlation = correlation_id.to_owned();
+        let actor = actor.to_owned();
+        let settings = self.settings.clone();
+        let _ = raw;
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.lock(&format!("idempotency:{tenant}:{key}")).await?;
+                    if let Some(stored) = tx.raw().get_idempotency(&tenant, &key).await? {
+                        return replay(stored, &hash);
+                    }
+                    if envelope.tenant_id != tenant {
+                        return Err(EngineError::validation("tenantId", "must equal X-Tenant-Id"));
+                    }
+                    if !COMMAND_TYPES.contains(&envelope.command_type.as_str()) {
+                        return Err(EngineError::validation("commandType", format!("unknown command type {:?}", envelope.command_type)));
+                    }
+                    let command_id = match &envelope.command_id {
+                        Some(id) => aro_domain::BusinessId::parse(id)
+                            .map_err(|e| EngineError::validation("commandId", e.to_string()))?
+                            .to_string(),
+                        None => aro_store::ids::new_id(aro_domain::ids::prefix::COMMAND),
+                    };
+                    if tx.raw().get_command(&tenant, &command_id).await?.is_some() {
+                        return Err(EngineError::Conflict {
+                            code: "COMMAND_ID_REUSED",
+                            message: "a command with this commandId was already applied under another idempotency key".into(),
+                        });
+                    }
+                    let mut ctx = Ctx::new(tx, &tenant, now, correlation.clone(), actor, settings).await?;
+                    ctx.causation_id = Some(command_id.clone());
+                    ctx.profile = envelope.profile.clone();
+                    let aggregate = crate::commands::dispatch(&mut ctx, &envelope).await?;
+                    let workflow_id = ctx.workflow_id.clone();
+                    let events = ctx.finish().await?;
+                    let outcome = CommandOutcome {
+                        command_id: command_id.clone(),
+                        status: "applied".into(),
+                        aggregate: aggregate.clone(),
+                        workflow_id: workflow_id.clone(),
+                        correlation_id: correlation.clone(),
+                        events,
+                    };
+                    let body = serde_json::to_value(&outcome).map_err(StoreError::from)?;
+                    ctx.tx
+                        .raw()
+                        .insert_command(&CommandRow {
+                            tenant_id: tenant.clone(),
+                            id: command_id.clone(),
+                            command_type: envelope.command_type.clone(),
+                            status: "applied".into(),
+                            aggregate_type: aggregate.kind.clone(),
+                            aggregate_id: Some(aggregate.id.clone()),
+                            workflow_id,
+                            correlation_id: correlation,
+                            response: Json(body.clone()),
+                            created_at: ctx.real_now,
+                        })
+                        .await?;
+                    ctx.tx
+                        .raw()
+                        .insert_idempotency(&IdempotencyRow {
+                            tenant_id: tenant,
+                            key,
+                            request_hash: hash,
+                            command_id: Some(command_id),
+                            status_code: 200,
+                            response: Json(body.clone()),
+                            created_at: ctx.real_now,
+                            expires_at: ctx.real_now + IDEMPOTENCY_RETENTION,
+                        })
+                        .await?;
+                    Ok(CommandAnswer { status: 200, body, replayed: false })
+                })
+            })
+            .await
+    }
+
+    /// Stores a 4xx answer for the key (the command's own writes were rolled back).
+    async fn store_failure(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        hash: &str,
+        status: u16,
+        body: Value,
+        original: EngineError,
+    ) -> EngineResult<CommandAnswer> {
+        if matches!(
+            original,
+            EngineError::Conflict {
+                code: "IDEMPOTENCY_KEY_REUSED",
+                ..
+            }
+        ) {
+            return Err(original);
+        }
+        let tenant = tenant_id.to_owned();
+        let key = key.to_owned();
+        let hash = hash.to_owned();
+        let now = aro_store::micros(Utc::now());
+        let stored = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.lock(&format!("idempotency:{tenant}:{key}")).await?;
+                    if let Some(existing) = tx.raw().get_idempotency(&tenant, &key).await? {
+                        return replay(existing, &hash);
+                    }
+                    tx.raw()
+                        .insert_idempotency(&IdempotencyRow {
+                            tenant_id: tenant,
+                            key,
+                            request_hash: hash,
+                            command_id: None,
+                            status_code: i64::from(status),
+                            response: Json(body.clone()),
+                            created_at: now,
+                            expires_at: now + IDEMPOTENCY_RETENTION,
+                        })
+                        .await?;
+                    Ok::<_, EngineError>(CommandAnswer {
+                        status,
+                        body,
+                        replayed: false,
+                    })
+                })
+            })
+            .await;
+        match stored {
+            // The failure stands; report it as the error it was (the answer is now stored).
+            Ok(answer) if !answer.replayed => Err(original),
+            other => other,
+        }
+    }
+
+    pub async fn get_command(&self, tenant_id: &str, id: &str) -> EngineResult<Value> {
+        let tenant = tenant_id.to_owned();
+        let id = id.to_owned();
+        self.store
+            .read(move |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .raw()
+                        .get_command(&tenant, &id)
+                        .await?
+                        .ok_or(EngineError::NotFound("command"))?;
+                    let mut body = row.response.0;
+                    if let Value::Object(map) = &mut body {
+                        map.insert("commandType".into(), json!(row.command_type));
+                        map.insert("createdAt".into(), json!(row.created_at));
+                    }
+                    Ok(body)
+                })
+            })
+            .await
+    }
+
+    pub async fn get_workflow(&self, tenant_id: &str, id: &str) -> EngineResult<Value> {
+        let tenant = tenant_id.to_owned();
+        let id = id.to_owned();
+        self.store
+            .read(move |tx| {
+                Box::pin(async move {
+                    let wf = tx.raw().get_workflow(&tenant, &id).await?.ok_or(EngineError::NotFound("workflow"))?;
+                    let timers = tx.raw().pending_timers_for_aggregate(&tenant, &wf.aggregate_id).await?;
+                    let timers: Vec<Value> = timers
+                        .iter()
+                        .filter(|t| t.workflow_id.as_deref() == Some(wf.id.as_str()))
+                        .map(|t| json!({"timerId": t.id, "kind": t.kind, "dueAt": t.due_at, "status": t.status}))
+                        .collect();
+                    Ok(json!({
+                        "workflowId": wf.id,
+                        "kind": wf.kind,
+                        "state": wf.state,
+                        "step": wf.step,
+                        "aggregate": AggregateRef::new(wf.aggregate_type, wf.aggregate_id),
+                        "correlationId": wf.correlation_id,
+                        "attempt": wf.attempt,
+                        "pendingTimers": timers,
+                        "createdAt": wf.created_at,
+                        "updatedAt": wf.updated_at,
+                    }))
+                })
+            })
+            .await
+    }
+
+    /// Fires timers due now (business time), up to `limit`; returns how many fired.
+    pub async fn fire_due_timers(&self, limit: usize) -> EngineResult<usize> {
+        let mut fired = 0;
+        for _ in 0..limit {
+            match fire::fire_one(&self.store, self.clock.now(), &self.settings).await? {
+                Fired::Idle => break,
+                Fired::Fired { .. } | Fired::Failed { .. } => fired += 1,
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Moves business time forward to `target`, firing every timer that falls due on the way,
+    /// in order, including timers created while stepping. Returns how many fired.
+    pub async fn advance_clock_to(&self, target: DateTime<Utc>) -> EngineResult<usize> {
+        let mut fired = 0;
+        loop {
+            let next = self
+                .store
+                .read(move |tx| Box::pin(async move { tx.raw().next_due_timer(target).await }))
+                .await?;
+            let Some(next) = next else { break };
+            if next.due_at > self.clock.now() {
+                self.set_offset_for(next.due_at).await?;
+            }
+            match fire::fire_one(&self.store, self.clock.now(), &self.settings).await? {
+                Fired::Idle => {}
+                _ => fired += 1,
+            }
+            if fired > 100_000 {
+                break;
+            }
+        }
+        if target > self.clock.now() {
+            self.set_offset_for(target).await?;
+        }
+        Ok(fired)
+    }
+
+    async fn set_offset_for(&self, at: DateTime<Utc>) -> EngineResult<()> {
+        let offset = (at - Utc::now())
+            .num_milliseconds()
+            .max(self.clock.offset_ms());
+        self.store
+            .write(move |tx| Box::pin(async move { tx.raw().set_clock_offset(offset).await }))
+            .await?;
+        self.clock.advance_to(offset);
+        Ok(())
+    }
+
+    /// Loads the persisted sandbox clock offset (only moves forward).
+    pub async fn load_clock(&self) -> EngineResult<()> {
+        let offset = self
+            .store
+            .read(|tx| Box::pin(async move { tx.raw().clock_offset().await }))
+            .await?;
+        if let Some(offset) = offset {
+            self.clock.advance_to(offset);
+        }
+        Ok(())
+    }
+
+    /// Whether the work caused so far has settled: no execution waiting or running and no timer
+    /// due on the business clock.
+    pub async fn is_settled(&self) -> EngineResult<bool> {
+        let now = self.clock.now();
+        let (open, due) = self
+            .store
+            .read(move |tx| {
+                Box::pin(async move {
+                    let open = tx.raw().count_open_executions().await?;
+                    let due = tx.raw().count_pending_timers(now).await?;
+                    Ok::<_, StoreError>((open, due))
+                })
+            })
+            .await?;
+        Ok(open == 0 && due == 0)
+    }
+
+    /// Hands out up to `limit` executions with a lease; expired ones are marked, never handed out.
+    pub async fn claim_executions(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+        types: Option<Vec<String>>,
+        allowed_tenants: Option<Vec<String>>,
+    ) -> EngineResult<Vec<ClaimedExecution>> {
+        let now = self.clock.now();
+        let owner = owner.to_owned();
+        let settings = self.settings.clone();
+        let limit = limit.clamp(1, 100) as i64;
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let real_now = aro_store::micros(Utc::now());
+                    let rows = tx
+                        .raw()
+                        .claim_executions(real_now, limit, types.as_deref())
+                        .await?;
+                    let mut out = Vec::new();
+                    for mut row in rows {
+                        if allowed_tenants
+                            .as_ref()
+                            .is_some_and(|t| !t.contains(&row.tenant_id))
+                        {
+                            continue;
+                        }
+                        if row.not_after.is_some_and(|na| na < now) {
+                            let mut ctx = Ctx::new(
+                                tx,
+                                &row.tenant_id.clone(),
+                                now,
+                                row.correlation_id.clone(),
+                                ENGINE_ACTOR.into(),
+                                settings.clone(),
+                            )
+                            .await?;
+                            ctx.causation_id = Some(row.id.clone());
+                            crate::executions::expire(&mut ctx, row).await?;
+                            ctx.finish().await?;
+                            continue;
+                        }
+                        let payload = {
+                            let subject = row.subject_id.clone().unwrap_or_else(|| "tenant".into());
+                            tx.open(
+                                &row.tenant_id,
+                                &subject,
+                                "executions",
+                                "payload",
+                                &row.id,
+                                &row.payload_ct,
+                            )
+                            .await?
+                            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                        };
+                        let Some(payload) = payload else {
+                            // The patient was erased while this waited: nothing left to do.
+                            row.status = "cancelled".into();
+                            row.updated_at = real_now;
+                            tx.raw().update_execution(&row).await?;
+                            continue;
+                        };
+                        row.status = "leased".into();
+                        row.attempt += 1;
+                        row.lease_owner = Some(owner.clone());
+                        row.lease_until = Some(real_now + lease);
+                        row.updated_at = real_now;
+                        tx.raw().update_execution(&row).await?;
+                        out.push(ClaimedExecution {
+                            execution_id: row.id,
+                            tenant_id: row.tenant_id,
+                            correlation_id: row.correlation_id,
+                            command_type: row.command_type,
+                            payload,
+                            not_after: row.not_after,
+                            attempt: row.attempt,
+                            lease_until: real_now + lease,
+                        });
+                    }
+                    Ok(out)
+                })
+            })
+            .await
+    }
+
+    /// Extends a lease the caller holds.
+    pub async fn heartbeat(
+        &self,
+        execution_id: &str,
+        owner: &str,
+        lease: Duration,
+        allowed_tenants: Option<Vec<String>>,
+    ) -> EngineResult<DateTime<Utc>> {
+        let id = execution_id.to_owned();
+        let owner = owner.to_owned();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let mut row = tx
+                        .raw()
+                        .get_execution(&id)
+                        .await?
+                        .filter(|r| {
+                            allowed_tenants
+                                .as_ref()
+                                .is_none_or(|t| t.contains(&r.tenant_id))
+                        })
+                        .ok_or(EngineError::NotFound("execution"))?;
+                    if row.status != "leased" || row.lease_owner.as_deref() != Some(owner.as_str())
+                    {
+                        return Err(EngineError::Conflict {
+                            code: "LEASE_LOST",
+                            message: "the lease is no longer held by this caller".into(),
+                        });
+                    }
+                    let until = aro_store::micros(Utc::now()) + lease;
+                    row.lease_until = Some(until);
+                    tx.raw().update_execution(&row).await?;
+                    Ok(until)
+                })
+            })
+            .await
+    }
+
+    /// Records an execution's result and turns it into canonical events.
+    pub async fn record_result(
+        &self,
+        execution_id: &str,
+        result: ExecutionResult,
+        allowed_tenants: Option<Vec<String>>,
+    ) -> EngineResult<Value> {
+        let id = execution_id.to_owned();
+        let now = self.clock.now();
+        let settings = self.settings.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .raw()
+                        .get_execution(&id)
+                        .await?
+                        .filter(|r| {
+                            allowed_tenants
+                                .as_ref()
+                                .is_none_or(|t| t.contains(&r.tenant_id))
+                        })
+                        .ok_or(EngineError::NotFound("execution"))?;
+                    let mut ctx = Ctx::new(
+                        tx,
+                        &row.tenant_id.clone(),
+                        now,
+                        row.correlation_id.clone(),
+                        ENGINE_ACTOR.into(),
+                        settings,
+                    )
+                    .await?;
+                    let answer = crate::executions::record_result(&mut ctx, row, result).await?;
+                    ctx.finish().await?;
+                    Ok(answer)
+                })
+            })
+            .await
+    }
+
+    /// Deletes idempotency keys past their retention.
+    pub async fn purge_idempotency_keys(&self) -> EngineResult<u64> {
+        let now = aro_store::micros(Utc::now());
+        Ok(self
+            .store
+            .write(move |tx| {
+                Box::pin(async move { tx.raw().delete_expired_idempotency(now).await })
+            })
+            .await?)
+    }
+
+    /// Runs one engine step on behalf of staff or a service, inside one transaction (used by
+    /// the webhook handlers, which act like commands without an idempotency key of their own).
+    pub async fn with_ctx<T, F>(
+        &self,
+        tenant_id: &str,
+        correlation_id: &str,
+        actor: &str,
+        f: F,
+    ) -> EngineResult<T>
+    where
+        T: Send + 'static,
+        F: for<'a, 'b> FnOnce(
+                &'a mut Ctx<'b, '_>,
+            ) -> futures::future::BoxFuture<'a, EngineResult<T>>
+            + Send
+            + 'static,
+    {
+        let tenant = tenant_id.to_owned();
+        let correlation = correlation_id.to_owned();
+        let actor = actor.to_owned();
+        let now = self.clock.now();
+        let settings = self.settings.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let mut ctx = Ctx::new(tx, &tenant, now, correlation, actor, settings).await?;
+                    let out = f(&mut ctx).await?;
+                    ctx.finish().await?;
+                    Ok(out)
+                })
+            })
+            .await
+    }
+}
+
+fn replay(stored: IdempotencyRow, hash: &str) -> EngineResult<CommandAnswer> {
+    if stored.request_hash != hash {
+        return Err(EngineError::Conflict {
+            code: "IDEMPOTENCY_KEY_REUSED",
+            message: "this Idempotency-Key was used with a different request body".into(),
+        });
+    }
+    Ok(CommandAnswer {
+        status: u16::try_from(stored.status_code).unwrap_or(500),
+        body: stored.response.0,
+        replayed: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_body_hashes_the_same_whatever_its_key_order() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": null}}"#)
+                .unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a": {"x": null, "y": [1, {"c": 3, "d": 2}]}, "b": 1}"#)
+                .unwrap();
+        assert_eq!(request_hash(&a), request_hash(&b));
+        let c: Value =
+            serde_json::from_str(r#"{"a": {"x": null, "y": [{"c": 3, "d": 2}, 1]}, "b": 1}"#)
+                .unwrap();
+        assert_ne!(request_hash(&a), request_hash(&c));
+    }
+}

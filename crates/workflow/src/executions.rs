@@ -1,0 +1,298 @@
+//! The execution queue (DESIGN.md "Executions"): the outbox of side effects. Written in the same
+//! transaction as the decision that needs it; claimed by the executor with a lease (real time);
+//! re-offered when a lease lapses; never handed out once its `notAfter` has passed on the
+//! business clock (expired instead); retried with exponential backoff and full jitter; moved to
+//! the dead-letter queue when attempts run out. Results come back as canonical events.
+
+use crate::ctx::Ctx;
+use crate::error::{EngineError, EngineResult};
+use aro_domain::EventType;
+use aro_store::AggregateRef;
+use aro_store::engine_rows::{DeadLetterRow, ExecutionRow};
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// First retry after about this long (full jitter below it), doubling per attempt.
+pub const RETRY_BASE: Duration = Duration::seconds(5);
+pub const RETRY_CAP: Duration = Duration::minutes(10);
+
+pub struct NewExecution<'a> {
+    pub id: String,
+    pub command_type: &'a str,
+    /// Whose data key seals the payload (a patient, or the tenant).
+    pub subject_id: Option<&'a str>,
+    pub payload: Value,
+    pub not_after: Option<DateTime<Utc>>,
+    pub aggregate_id: Option<&'a str>,
+    pub max_attempts: i64,
+}
+
+const TENANT_SUBJECT: &str = "tenant";
+
+pub async fn enqueue(ctx: &mut Ctx<'_, '_>, e: NewExecution<'_>) -> EngineResult<()> {
+    let tenant = ctx.tenant_id().to_owned();
+    let subject = e.subject_id.unwrap_or(TENANT_SUBJECT).to_owned();
+    let text = serde_json::to_string(&e.payload).map_err(aro_store::StoreError::from)?;
+    let payload_ct = ctx
+        .tx
+        .seal(
+            &tenant,
+            &subject,
+            "executions",
+            "payload",
+            &e.id,
+            &text,
+            ctx.now,
+        )
+        .await?;
+    let row = ExecutionRow {
+        id: e.id,
+        tenant_id: tenant,
+        correlation_id: ctx.correlation_id.clone(),
+        command_type: e.command_type.to_owned(),
+        subject_id: Some(subject),
+        payload_ct,
+        status: "ready".into(),
+        attempt: 0,
+        max_attempts: e.max_attempts.max(1),
+        // Availability and leases are real time (liveness), notAfter is business time.
+        available_at: ctx.real_now,
+        not_after: e.not_after.map(aro_store::micros),
+        lease_owner: None,
+        lease_until: None,
+        workflow_id: ctx.workflow_id.clone(),
+        aggregate_id: e.aggregate_id.map(str::to_owned),
+        last_error_code: None,
+        last_error_message: None,
+        provider_ref: None,
+        output: None,
+        created_at: ctx.real_now,
+        updated_at: ctx.real_now,
+    };
+    ctx.tx.raw().insert_execution(&row).await?;
+    Ok(())
+}
+
+/// An execution as the executor receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimedExecution {
+    pub execution_id: String,
+    pub tenant_id: String,
+    pub correlation_id: String,
+    pub command_type: String,
+    pub payload: Value,
+    pub not_after: Option<DateTime<Utc>>,
+    pub attempt: i64,
+    pub lease_until: DateTime<Utc>,
+}
+
+/// What the executor reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionResult {
+    pub status: ResultStatus,
+    #[serde(default)]
+    pub retryable: bool,
+    #[serde(default)]
+    pub error: Option<ResultError>,
+    #[serde(default)]
+    pub provider_ref: Option<String>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    /// Seconds the provider asked to wait before a retry (`Retry-After`).
+    #[serde(default)]
+    pub retry_after_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStatus {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultError {
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Full jitter: a uniformly random delay in [0, min(cap, base · 2^(attempt−1))].
+pub fn retry_delay(attempt: i64, rng: &mut impl Rng) -> Duration {
+    let exp = attempt.clamp(1, 30) - 1;
+    let ceiling_ms = RETRY_BASE
+        .num_milliseconds()
+        .saturating_mul(1i64 << exp)
+        .min(RETRY_CAP.num_milliseconds());
+    Duration::milliseconds(rng.random_range(0..=ceiling_ms))
+}
+
+pub fn is_finished(status: &str) -> bool {
+    matches!(
+        status,
+        "succeeded" | "failed" | "expired" | "dead" | "cancelled"
+    )
+}
+
+/// Marks an execution expired and says so in the log (and on its message, if any).
+pub async fn expire(ctx: &mut Ctx<'_, '_>, mut row: ExecutionRow) -> EngineResult<()> {
+    row.status = "expired".into();
+    row.lease_owner = None;
+    row.lease_until = None;
+    row.updated_at = ctx.real_now;
+    ctx.tx.raw().update_execution(&row).await?;
+    let aggregate = aggregate_of(&row);
+    ctx.emit_in_workflow(
+        row.workflow_id.clone(),
+        EventType::ExecutionExpired,
+        aggregate,
+        json!({"executionId": row.id, "commandType": row.command_type, "notAfter": row.not_after}),
+        None,
+    );
+    crate::results::on_expired(ctx, &row).await
+}
+
+fn aggregate_of(row: &ExecutionRow) -> AggregateRef {
+    match &row.aggregate_id {
+        Some(id) if id.starts_with("apt_") => AggregateRef::new("appointment", id),
+        Some(id) if id.starts_with("cus_") => AggregateRef::new("customer", id),
+        Some(id) => AggregateRef::new("execution", id),
+        None => AggregateRef::new("execution", &row.id),
+    }
+}
+
+/// Moves an execution to the dead-letter queue.
+pub async fn dead_letter(
+    ctx: &mut Ctx<'_, '_>,
+    mut row: ExecutionRow,
+    code: &str,
+    message: &str,
+) -> EngineResult<String> {
+    row.status = "dead".into();
+    row.lease_owner = None;
+    row.lease_until = None;
+    row.last_error_code = Some(code.to_owned());
+    row.last_error_message = Some(message.to_owned());
+    row.updated_at = ctx.real_now;
+    ctx.tx.raw().update_execution(&row).await?;
+    let id = aro_store::ids::new_id(aro_domain::ids::prefix::DEAD_LETTER);
+    ctx.tx
+        .raw()
+        .insert_dead_letter(&DeadLetterRow {
+            tenant_id: row.tenant_id.clone(),
+            id: id.clone(),
+            execution_id: row.id.clone(),
+            command_type: row.command_type.clone(),
+            error_code: Some(code.to_owned()),
+            error_message: Some(message.to_owned()),
+            attempts: row.attempt,
+            status: "open".into(),
+            created_at: ctx.real_now,
+            updated_at: ctx.real_now,
+        })
+        .await?;
+    ctx.emit_in_workflow(
+        row.workflow_id.clone(),
+        EventType::ExecutionDeadLettered,
+        aggregate_of(&row),
+        json!({"deadLetterId": id, "executionId": row.id, "commandType": row.command_type,
+               "attempts": row.attempt, "error": {"code": code, "message": message}}),
+        None,
+    );
+    crate::results::on_dead_lettered(ctx, &row, code).await?;
+    Ok(id)
+}
+
+/// Records a result for a leased (or lapsed) execution. A result for an execution that already
+/// finished is accepted when it says the same thing (a retried report) and refused otherwise.
+pub async fn record_result(
+    ctx: &mut Ctx<'_, '_>,
+    mut row: ExecutionRow,
+    result: ExecutionResult,
+) -> EngineResult<Value> {
+    if is_finished(&row.status) {
+        let same = match result.status {
+            ResultStatus::Succeeded => row.status == "succeeded",
+            ResultStatus::Failed => matches!(row.status.as_str(), "failed" | "dead"),
+        };
+        if same {
+            return Ok(json!({"executionId": row.id, "status": row.status, "duplicate": true}));
+        }
+        return Err(EngineError::Conflict {
+            code: "EXECUTION_FINISHED",
+            message: format!("the execution already finished as {}", row.status),
+        });
+    }
+    ctx.workflow_id = row.workflow_id.clone();
+    ctx.correlation_id = row.correlation_id.clone();
+    ctx.causation_id = Some(row.id.clone());
+    match result.status {
+        ResultStatus::Succeeded => {
+            row.status = "succeeded".into();
+            row.provider_ref = result.provider_ref.clone();
+            row.output = result.output.clone().map(sqlx::types::Json);
+            row.lease_owner = None;
+            row.lease_until = None;
+            row.updated_at = ctx.real_now;
+            ctx.tx.raw().update_execution(&row).await?;
+            crate::results::on_succeeded(ctx, &row, &result).await?;
+        }
+        ResultStatus::Failed => {
+            let error = result.error.clone().unwrap_or(ResultError {
+                code: "UNKNOWN".into(),
+                message: String::new(),
+            });
+            if result.retryable && row.attempt < row.max_attempts {
+                let mut delay = retry_delay(row.attempt, &mut rand::rng());
+                if let Some(after) = result.retry_after_seconds {
+                    delay = delay.max(Duration::seconds(after.min(3600) as i64));
+                }
+                row.status = "ready".into();
+                row.available_at = ctx.real_now + delay;
+                row.lease_owner = None;
+                row.lease_until = None;
+                row.last_error_code = Some(error.code.clone());
+                row.last_error_message = Some(error.message.clone());
+                row.updated_at = ctx.real_now;
+                ctx.tx.raw().update_execution(&row).await?;
+            } else if result.retryable {
+                dead_letter(ctx, row.clone(), &error.code, "retries exhausted").await?;
+            } else {
+                row.status = "failed".into();
+                row.lease_owner = None;
+                row.lease_until = None;
+                row.last_error_code = Some(error.code.clone());
+                row.last_error_message = Some(error.message.clone());
+                row.updated_at = ctx.real_now;
+                ctx.tx.raw().update_execution(&row).await?;
+                crate::results::on_failed(ctx, &row, &error).await?;
+            }
+        }
+    }
+    Ok(json!({"executionId": row.id, "status": row.status}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn retry_delays_are_fully_jittered_below_a_growing_ceiling() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for attempt in 1..12 {
+            let ceiling = (RETRY_BASE * (1 << (attempt - 1))).min(RETRY_CAP);
+            let mut max = Duration::zero();
+            for _ in 0..200 {
+                let d = retry_delay(attempt, &mut rng);
+                assert!(d >= Duration::zero() && d <= ceiling, "{d} vs {ceiling}");
+                max = max.max(d);
+            }
+            assert!(max > ceiling / 2, "jitter spans the window");
+        }
+    }
+}

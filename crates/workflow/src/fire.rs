@@ -1,0 +1,295 @@
+//! Firing due timers, one per transaction: the claim, the decision and the timer's `fired`
+//! mark commit together, so a timer fires exactly once even with several replicas, and one
+//! failing timer never holds back the others.
+
+use crate::ctx::{Ctx, EngineSettings};
+use crate::error::{EngineError, EngineResult};
+use crate::outbound::{PatientText, Sent};
+use crate::timers::{self, TimerKind};
+use crate::visits;
+use aro_domain::EventType;
+use aro_domain::appointment::{Appointment, AppointmentStatus};
+use aro_store::engine_rows::TimerRow;
+use aro_store::{AggregateRef, Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+/// Attempts before a timer that keeps failing is given up (and staff are told).
+const TIMER_MAX_ATTEMPTS: i64 = 5;
+
+pub enum Fired {
+    /// Nothing was due.
+    Idle,
+    Fired {
+        timer_id: String,
+        kind: String,
+    },
+    /// The timer's decision failed; it was rescheduled or given up.
+    Failed {
+        timer_id: String,
+        error: String,
+    },
+}
+
+/// The failure of a timer job, carrying the timer when one was claimed.
+struct JobError {
+    timer: Option<TimerRow>,
+    error: EngineError,
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        Self {
+            timer: None,
+            error: EngineError::Store(e),
+        }
+    }
+}
+
+fn failed(timer: &TimerRow) -> impl FnOnce(EngineError) -> JobError + '_ {
+    move |error| JobError {
+        timer: Some(timer.clone()),
+        error,
+    }
+}
+
+/// Fires the earliest timer due at `now` (business time), if any.
+pub async fn fire_one(
+    store: &Store,
+    now: DateTime<Utc>,
+    settings: &EngineSettings,
+) -> EngineResult<Fired> {
+    let settings = settings.clone();
+    let outcome = store
+        .write(move |tx| {
+            Box::pin(async move {
+                let mut due = tx.raw().claim_due_timers(now, 1).await?;
+                let Some(timer) = due.pop() else {
+                    return Ok::<_, JobError>(None);
+                };
+                let id = timer.id.clone();
+                let mut ctx = Ctx::new(
+                    tx,
+                    &timer.tenant_id,
+                    now,
+                    format!("timer:{id}"),
+                    crate::engine::ENGINE_ACTOR.into(),
+                    settings,
+                )
+                .await
+                .map_err(failed(&timer))?;
+                ctx.workflow_id = timer.workflow_id.clone();
+                ctx.causation_id = Some(id.clone());
+                handle(&mut ctx, &timer).await.map_err(failed(&timer))?;
+                let mut done = timer.clone();
+                done.status = "fired".into();
+                done.fired_at = Some(now);
+                ctx.tx
+                    .raw()
+                    .update_timer(&done)
+                    .await
+                    .map_err(|e| failed(&timer)(e.into()))?;
+                ctx.finish().await.map_err(failed(&timer))?;
+                Ok(Some((id, timer.kind)))
+            })
+        })
+        .await;
+    match outcome {
+        Ok(None) => Ok(Fired::Idle),
+        Ok(Some((timer_id, kind))) => Ok(Fired::Fired { timer_id, kind }),
+        Err(JobError {
+            timer: Some(timer),
+            error,
+        }) => {
+            if let EngineError::Store(e) = &error
+                && e.is_retryable()
+            {
+                tracing::warn!(timer = %timer.id, error = %e, "timer not fired: database busy");
+                return Err(error);
+            }
+            let message = error.to_string();
+            tracing::error!(timer = %timer.id, kind = %timer.kind, error = %message, "timer failed");
+            give_up_or_retry(store, timer.clone(), &message, now).await?;
+            Ok(Fired::Failed {
+                timer_id: timer.id,
+                error: message,
+            })
+        }
+        Err(JobError { timer: None, error }) => Err(error),
+    }
+}
+
+async fn give_up_or_retry(
+    store: &Store,
+    mut timer: TimerRow,
+    message: &str,
+    now: DateTime<Utc>,
+) -> EngineResult<()> {
+    timer.attempt += 1;
+    timer.last_error = Some(message.chars().take(500).collect());
+    if timer.attempt >= TIMER_MAX_ATTEMPTS {
+        timer.status = "failed".into();
+    } else {
+        // Backoff on business time: the timer is re-examined after a while.
+        timer.due_at = now + Duration::seconds(30 * (1 << timer.attempt.min(10)));
+    }
+    store
+        .write(move |tx| Box::pin(async move { tx.raw().update_timer(&timer).await.map(|_| ()) }))
+        .await
+        .map_err(EngineError::Store)
+}
+
+async fn appointment(ctx: &mut Ctx<'_, '_>, timer: &TimerRow) -> EngineResult<Option<Appointment>> {
+    let tenant = ctx.tenant_id().to_owned();
+    Ok(ctx.tx.get_appointment(&tenant, &timer.aggregate_id).await?)
+}
+
+async fn handle(ctx: &mut Ctx<'_, '_>, timer: &TimerRow) -> EngineResult<()> {
+    let Some(kind) = TimerKind::parse(&timer.kind) else {
+        return Err(EngineError::validation(
+            "timer.kind",
+            format!("unknown timer kind {:?}", timer.kind),
+        ));
+    };
+    let payload = timer.payload.0.clone();
+    if kind == TimerKind::EscalationDigest {
+        return crate::escalations::send_digest(ctx).await;
+    }
+    let Some(a) = appointment(ctx, timer).await? else {
+        return Ok(());
+    };
+    match kind {
+        TimerKind::Reminder => send_reminder(ctx, &a, &payload).await,
+        TimerKind::NoReplyCheck => {
+            let since = payload
+                .get("since")
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or(ctx.now);
+            crate::replies::no_reply(ctx, &a, since).await
+        }
+        TimerKind::AutoComplete => {
+            if a.status.completes_automatically() {
+                let a = visits::transition(ctx, a, AppointmentStatus::Completed, EventType::AppointmentCompleted, json!({"reason": "automatic", "note": "no outcome recorded 2 h after the visit's end"})).await?;
+                visits::on_completed(ctx, &a).await?;
+            }
+            Ok(())
+        }
+        TimerKind::ReviewRequest => crate::followups::request_review(ctx, &a).await,
+        TimerKind::RebookOffer => crate::followups::offer_rebooking(ctx, &a).await,
+        TimerKind::DepositNudge => crate::followups::deposit_nudge(ctx, &a, &payload).await,
+        TimerKind::DepositAlert => crate::followups::deposit_alert(ctx, &a, &payload).await,
+        TimerKind::EscalationDigest => Ok(()),
+    }
+}
+
+/// A reminder fires: it goes only while the visit is booked and unconfirmed; after the last one,
+/// silence for `escalateAfterHours` becomes an escalation.
+async fn send_reminder(
+    ctx: &mut Ctx<'_, '_>,
+    a: &Appointment,
+    payload: &Value,
+) -> EngineResult<()> {
+    let template = payload
+        .get("template")
+        .and_then(Value::as_str)
+        .unwrap_or("reminder_24h")
+        .to_owned();
+    let skip = |reason: &str| json!({"appointmentId": a.id, "kind": template, "reason": reason});
+    if a.status != AppointmentStatus::Booked {
+        let reason = if a.status == AppointmentStatus::Confirmed {
+            "confirmed"
+        } else {
+            "not_booked"
+        };
+        visits::mark_reminder_outcome(ctx, a.id.as_str(), &template, "skipped", Some(reason))
+            .await?;
+        ctx.emit(
+            EventType::ReminderSkipped,
+            visits::aggregate(a),
+            skip(reason),
+            None,
+        );
+        return Ok(());
+    }
+    if ctx.now >= a.starts_at {
+        visits::mark_reminder_outcome(
+            ctx,
+            a.id.as_str(),
+            &template,
+            "skipped",
+            Some("visit_started"),
+        )
+        .await?;
+        ctx.emit(
+            EventType::ReminderSkipped,
+            visits::aggregate(a),
+            skip("visit_started"),
+            None,
+        );
+        return Ok(());
+    }
+    let tenant = ctx.tenant_id().to_owned();
+    let Some(customer) = ctx.tx.get_customer(&tenant, a.customer_id.as_str()).await? else {
+        return Ok(());
+    };
+    let sent = crate::outbound::send_to_patient(
+        ctx,
+        PatientText {
+            customer: &customer,
+            appointment: Some(a),
+            template: &template,
+            purpose: &template,
+            link: None,
+            direct_answer: false,
+            confirms_opt_out: false,
+            // A reminder that cannot leave before the visit starts must never leave.
+            not_after: Some(a.starts_at),
+        },
+    )
+    .await?;
+    match sent {
+        Sent::Queued { .. } => {
+            visits::mark_reminder_outcome(ctx, a.id.as_str(), &template, "sent", None).await?;
+            let more = ctx
+                .tx
+                .raw()
+                .pending_timers_for_aggregate(&tenant, a.id.as_str())
+                .await?;
+            let last = !more.iter().any(|t| {
+                t.kind == TimerKind::Reminder.as_str()
+                    && t.status == "pending"
+                    && Some(&t.payload.0) != Some(payload)
+            });
+            if last {
+                let after = visits::no_reply_after(ctx);
+                timers::schedule(
+                    ctx,
+                    TimerKind::NoReplyCheck,
+                    a.id.as_str(),
+                    ctx.now + after,
+                    json!({"since": ctx.now}),
+                )
+                .await?;
+            }
+        }
+        Sent::Refused(reason) => {
+            visits::mark_reminder_outcome(
+                ctx,
+                a.id.as_str(),
+                &template,
+                "skipped",
+                Some(reason.as_str()),
+            )
+            .await?;
+            ctx.emit(
+                EventType::ReminderSkipped,
+                AggregateRef::new("appointment", a.id.as_str()),
+                skip(reason.as_str()),
+                None,
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,587 @@
+//! A patient's text arrives: record it, honour consent keywords first (they are the carrier's
+//! words before they are ours), understand it (rules, then an optional LLM below the confidence
+//! threshold), and act on the sender's next upcoming appointment that was texted. Anything
+//! unclear, ambiguous or asking for a person goes to staff; no automated answer is ever
+//! invented — patients only receive the pack's templates.
+
+use crate::consent::{self, ConsentStatus};
+use crate::ctx::Ctx;
+use crate::error::EngineResult;
+use crate::executions::{ExecutionResult, NewExecution};
+use crate::outbound::{PatientText, Sent};
+use crate::timers::{self, TimerKind};
+use aro_domain::EventType;
+use aro_domain::appointment::{Appointment, AppointmentStatus};
+use aro_domain::customer::Customer;
+use aro_domain::message::{Channel, Direction, MessageStatus};
+use aro_domain::values::Phone;
+use aro_replies::{CarrierKeyword, Classification, Intent, ReplyCodes, Source};
+use aro_store::engine_rows::{ExecutionRow, MessageRow};
+use aro_store::{AggregateRef, EventPii};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub from: Phone,
+    pub to: String,
+    pub body: String,
+    pub provider_ref: String,
+    pub channel: Channel,
+}
+
+/// Who the reply is about.
+struct Matched {
+    customer: Option<Customer>,
+    appointment: Option<Appointment>,
+    /// Several patients share the number and more than one has a texted visit ahead.
+    ambiguous: bool,
+}
+
+async fn match_sender(ctx: &mut Ctx<'_, '_>, from: &Phone) -> EngineResult<Matched> {
+    let tenant = ctx.tenant_id().to_owned();
+    let index = ctx.tx.phone_index(&tenant, from);
+    let upcoming = ctx
+        .tx
+        .raw()
+        .upcoming_appointments_for_phone(&tenant, &index, ctx.now)
+        .await?;
+    let mut messaged = Vec::new();
+    for a in upcoming {
+        let texts = ctx
+            .tx
+            .raw()
+            .messages_for_appointment(&tenant, &a.id)
+            .await?;
+        if texts
+            .iter()
+            .any(|m| m.direction == Direction::Outbound.as_str() && m.status != "cancelled")
+        {
+            messaged.push(a);
+        }
+    }
+    let customers: std::collections::BTreeSet<String> =
+        messaged.iter().map(|a| a.customer_id.clone()).collect();
+    let ambiguous = customers.len() > 1;
+    let appointment_row = if ambiguous {
+        None
+    } else {
+        messaged.into_iter().next()
+    };
+    let appointment = match appointment_row {
+        Some(row) => ctx.tx.get_appointment(&tenant, &row.id).await?,
+        None => None,
+    };
+    let customer = match &appointment {
+        Some(a) => ctx.tx.get_customer(&tenant, a.customer_id.as_str()).await?,
+        None => {
+            let people = ctx.tx.customers_by_phone(&tenant, from).await?;
+            if people.len() == 1 {
+                people.into_iter().next()
+            } else {
+                None
+            }
+        }
+    };
+    Ok(Matched {
+        customer,
+        appointment,
+        ambiguous,
+    })
+}
+
+async fn record(ctx: &mut Ctx<'_, '_>, inbound: &Inbound, m: &Matched) -> EngineResult<String> {
+    let tenant = ctx.tenant_id().to_owned();
+    let id = aro_store::ids::new_id(aro_domain::ids::prefix::MESSAGE);
+    let subject = m
+        .customer
+        .as_ref()
+        .map(|c| c.id.to_string())
+        .unwrap_or_else(|| "tenant".into());
+    let counterpart_ct = ctx
+        .tx
+        .seal(
+            &tenant,
+            &subject,
+            "messages",
+            "counterpart",
+            &id,
+            inbound.from.as_str(),
+            ctx.now,
+        )
+        .await?;
+    let body_ct = ctx
+        .tx
+        .seal(
+            &tenant,
+            &subject,
+            "messages",
+            "body",
+            &id,
+            &inbound.body,
+            ctx.now,
+        )
+        .await?;
+    let index = ctx.tx.phone_index(&tenant, &inbound.from);
+    ctx.tx
+        .raw()
+        .insert_message(&MessageRow {
+            tenant_id: tenant.clone(),
+            id: id.clone(),
+            customer_id: m.customer.as_ref().map(|c| c.id.to_string()),
+            appointment_id: m.appointment.as_ref().map(|a| a.id.to_string()),
+            direction: Direction::Inbound.as_str().into(),
+            channel: inbound.channel.as_str().into(),
+            purpose: "reply".into(),
+            counterpart_ct: Some(counterpart_ct),
+            counterpart_index: Some(index),
+            body_ct: Some(body_ct),
+            status: MessageStatus::Received.as_str().into(),
+            provider_ref: Some(inbound.provider_ref.clone()),
+            error_code: None,
+            execution_id: None,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+        })
+        .await?;
+    let aggregate = match &m.appointment {
+        Some(a) => AggregateRef::new("appointment", a.id.as_str()),
+        None => AggregateRef::new("message", &id),
+    };
+    ctx.emit(
+        EventType::MessageReceived,
+        aggregate,
+        json!({"messageId": id, "customerId": m.customer.as_ref().map(|c| c.id.to_string()),
+               "appointmentId": m.appointment.as_ref().map(|a| a.id.to_string()),
+               "channel": inbound.channel.as_str(), "providerRef": inbound.provider_ref}),
+        Some(EventPii {
+            subject_id: subject,
+            fields: json!({"from": inbound.from.as_str(), "body": inbound.body}),
+        }),
+    );
+    Ok(id)
+}
+
+fn reply_codes(ctx: &Ctx<'_, '_>) -> ReplyCodes {
+    serde_json::to_value(&ctx.tenant.config.reply_codes)
+        .ok()
+        .and_then(|v| serde_json::from_value::<ReplyCodes>(v).ok())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(ReplyCodes::healthcare_default)
+}
+
+/// Records and acts on one inbound text; returns `{messageId, duplicate?}`.
+pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineResult<Value> {
+    let tenant = ctx.tenant_id().to_owned();
+    if let Some(existing) = ctx
+        .tx
+        .raw()
+        .message_by_provider_ref(&tenant, &inbound.provider_ref)
+        .await?
+    {
+        return Ok(json!({"messageId": existing.id, "duplicate": true}));
+    }
+    let m = match_sender(ctx, &inbound.from).await?;
+    let message_id = record(ctx, &inbound, &m).await?;
+    if let Some(a) = &m.appointment {
+        // Any reply ends the wait for one.
+        timers::cancel(ctx, a.id.as_str(), &[TimerKind::NoReplyCheck]).await?;
+        crate::visits::enter_workflow(ctx, a).await?;
+    }
+    let language_hint = m
+        .appointment
+        .as_ref()
+        .and_then(|a| a.language.clone())
+        .or_else(|| m.customer.as_ref().and_then(|c| c.language.clone()))
+        .map(|l| l.to_string());
+
+    if let Some(keyword) = aro_replies::carrier_keyword_match(&inbound.body) {
+        match keyword.kind {
+            CarrierKeyword::OptOut => {
+                opt_out(ctx, &inbound.from, &m, keyword.keyword == "CANCEL").await?;
+                return Ok(json!({"messageId": message_id, "intent": "opt_out"}));
+            }
+            // "YES" is also a confirmation: it only means opt-in when the number had opted out.
+            CarrierKeyword::OptIn => {
+                if consent::current(ctx, &inbound.from).await? == Some(ConsentStatus::Revoked)
+                    || keyword.keyword != "YES"
+                {
+                    opt_in(ctx, &inbound.from, &m).await?;
+                    return Ok(json!({"messageId": message_id, "intent": "opt_in"}));
+                }
+            }
+            CarrierKeyword::Help => {
+                answer(ctx, &m, "help", None).await?;
+                return Ok(json!({"messageId": message_id, "intent": "help"}));
+            }
+        }
+    }
+
+    let classification =
+        aro_replies::classify(&inbound.body, language_hint.as_deref(), &reply_codes(ctx));
+    emit_classified(ctx, &message_id, &m, &classification);
+    let threshold = ctx.tenant.config.policies.classification_threshold as f32;
+    if !classification.is_confident(threshold) {
+        if classification.intent != Intent::OptOut {
+            ask_llm(ctx, &message_id, &inbound, &m, language_hint.as_deref()).await?;
+            return Ok(json!({"messageId": message_id, "intent": "pending_llm"}));
+        }
+    }
+    apply_intent(ctx, classification.intent, &inbound.from, &m, &message_id).await?;
+    Ok(json!({"messageId": message_id, "intent": classification.intent}))
+}
+
+fn emit_classified(ctx: &mut Ctx<'_, '_>, message_id: &str, m: &Matched, c: &Classification) {
+    let aggregate = match &m.appointment {
+        Some(a) => AggregateRef::new("appointment", a.id.as_str()),
+        None => AggregateRef::new("message", message_id),
+    };
+    ctx.emit(
+        EventType::ReplyClassified,
+        aggregate,
+        json!({"messageId": message_id, "intent": c.intent, "confidence": c.confidence,
+               "source": c.source, "language": c.language,
+               "appointmentId": m.appointment.as_ref().map(|a| a.id.to_string())}),
+        None,
+    );
+}
+
+async fn ask_llm(
+    ctx: &mut Ctx<'_, '_>,
+    message_id: &str,
+    inbound: &Inbound,
+    m: &Matched,
+    hint: Option<&str>,
+) -> EngineResult<()> {
+    let subject = m.customer.as_ref().map(|c| c.id.to_string());
+    crate::executions::enqueue(
+        ctx,
+        NewExecution {
+            id: aro_store::ids::new_id(aro_domain::ids::prefix::EXECUTION),
+            command_type: "classification.classify_reply",
+            subject_id: subject.as_deref(),
+            payload: json!({
+                "messageId": message_id,
+                "text": inbound.body,
+                "languageHint": hint,
+                "from": inbound.from.as_str(),
+                "appointmentId": m.appointment.as_ref().map(|a| a.id.to_string()),
+                "customerId": subject,
+                "residency": ctx.tenant.classification_residency,
+            }),
+            not_after: None,
+            aggregate_id: m
+                .appointment
+                .as_ref()
+                .map(|a| a.id.as_str())
+                .or(subject.as_deref()),
+            max_attempts: 2,
+        },
+    )
+    .await
+}
+
+/// The LLM answered: act if it is confident, else staff decide.
+pub async fn apply_llm_classification(
+    ctx: &mut Ctx<'_, '_>,
+    row: &ExecutionRow,
+    result: &ExecutionResult,
+) -> EngineResult<()> {
+    let payload = crate::results::payload(ctx, row).await?;
+    let Some(output) = &result.output else {
+        return llm_unavailable(ctx, row).await;
+    };
+    let Ok(mut c) = serde_json::from_value::<Classification>(output.clone()) else {
+        return llm_unavailable(ctx, row).await;
+    };
+    c.source = Source::Llm;
+    let (m, message_id, from) = context_of(ctx, &payload).await?;
+    emit_classified(ctx, &message_id, &m, &c);
+    let threshold = ctx.tenant.config.policies.classification_threshold as f32;
+    if c.is_confident(threshold) && c.intent != Intent::Unknown && c.intent != Intent::Question {
+        if let Some(from) = from {
+            return apply_intent(ctx, c.intent, &from, &m, &message_id).await;
+        }
+    }
+    escalate(ctx, &m, "unclear_reply", &message_id).await
+}
+
+/// No LLM answer (none configured, timed out, malformed): staff decide.
+pub async fn llm_unavailable(ctx: &mut Ctx<'_, '_>, row: &ExecutionRow) -> EngineResult<()> {
+    let payload = crate::results::payload(ctx, row).await?;
+    let (m, message_id, _) = context_of(ctx, &payload).await?;
+    escalate(ctx, &m, "unclear_reply", &message_id).await
+}
+
+async fn context_of(
+    ctx: &mut Ctx<'_, '_>,
+    payload: &Value,
+) -> EngineResult<(Matched, String, Option<Phone>)> {
+    let tenant = ctx.tenant_id().to_owned();
+    let appointment = match payload.get("appointmentId").and_then(Value::as_str) {
+        Some(id) => ctx.tx.get_appointment(&tenant, id).await?,
+        None => None,
+    };
+    let customer = match payload.get("customerId").and_then(Value::as_str) {
+        Some(id) => ctx.tx.get_customer(&tenant, id).await?,
+        None => None,
+    };
+    let message_id = payload
+        .get("messageId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let from = payload
+        .get("from")
+        .and_then(Value::as_str)
+        .and_then(|p| Phone::parse_e164(p).ok());
+    Ok((
+        Matched {
+            customer,
+            appointment,
+            ambiguous: false,
+        },
+        message_id,
+        from,
+    ))
+}
+
+async fn escalate(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Matched,
+    reason: &str,
+    message_id: &str,
+) -> EngineResult<()> {
+    crate::escalations::open(
+        ctx,
+        m.appointment.as_ref().map(|a| a.id.as_str()),
+        m.customer.as_ref().map(|c| c.id.as_str()),
+        reason,
+        json!({"messageId": message_id}),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn answer(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Matched,
+    template: &str,
+    link: Option<String>,
+) -> EngineResult<Sent> {
+    let Some(customer) = &m.customer else {
+        return Ok(Sent::Refused(crate::outbound::Refusal::NoTextCapableNumber));
+    };
+    crate::outbound::send_to_patient(
+        ctx,
+        PatientText {
+            customer,
+            appointment: m.appointment.as_ref(),
+            template,
+            purpose: &format!("{template}_answer"),
+            link,
+            direct_answer: true,
+            confirms_opt_out: false,
+            not_after: None,
+        },
+    )
+    .await
+}
+
+async fn opt_out(
+    ctx: &mut Ctx<'_, '_>,
+    from: &Phone,
+    m: &Matched,
+    bare_cancel: bool,
+) -> EngineResult<()> {
+    let customer_id = m.customer.as_ref().map(|c| c.id.to_string());
+    let changed = consent::set(
+        ctx,
+        from,
+        customer_id.as_deref(),
+        ConsentStatus::Revoked,
+        "reply",
+    )
+    .await?;
+    // Exactly one confirmation: from the provider when it sends its own, else from ARO.
+    if changed
+        && !ctx
+            .tenant
+            .config
+            .policies
+            .provider_sends_opt_out_confirmation
+        && let Some(customer) = &m.customer
+    {
+        let template = if bare_cancel {
+            "opt_out_cancel_confirmation"
+        } else {
+            "opt_out_confirmation"
+        };
+        crate::outbound::send_to_patient(
+            ctx,
+            PatientText {
+                customer,
+                appointment: m.appointment.as_ref(),
+                template,
+                purpose: "opt_out_confirmation",
+                link: None,
+                direct_answer: true,
+                confirms_opt_out: true,
+                not_after: None,
+            },
+        )
+        .await?;
+    }
+    if bare_cancel && m.appointment.is_some() {
+        // They may have meant the visit: staff call them (texts have stopped).
+        escalate(ctx, m, "cancel_keyword_opt_out", "").await?;
+    }
+    Ok(())
+}
+
+async fn opt_in(ctx: &mut Ctx<'_, '_>, from: &Phone, m: &Matched) -> EngineResult<()> {
+    let customer_id = m.customer.as_ref().map(|c| c.id.to_string());
+    let changed = consent::set(
+        ctx,
+        from,
+        customer_id.as_deref(),
+        ConsentStatus::Granted,
+        "reply",
+    )
+    .await?;
+    if changed
+        && !ctx
+            .tenant
+            .config
+            .policies
+            .provider_sends_opt_out_confirmation
+    {
+        answer(ctx, m, "opt_in_confirmation", None).await?;
+    }
+    Ok(())
+}
+
+async fn apply_intent(
+    ctx: &mut Ctx<'_, '_>,
+    intent: Intent,
+    from: &Phone,
+    m: &Matched,
+    message_id: &str,
+) -> EngineResult<()> {
+    match intent {
+        Intent::OptOut => return opt_out(ctx, from, m, false).await,
+        Intent::OptIn => return opt_in(ctx, from, m).await,
+        Intent::Help => {
+            answer(ctx, m, "help", None).await?;
+            return Ok(());
+        }
+        Intent::Question | Intent::Unknown => {
+            return escalate(ctx, m, "question", message_id).await;
+        }
+        Intent::Confirm | Intent::Cancel | Intent::Reschedule => {}
+    }
+    if m.ambiguous {
+        return escalate(ctx, m, "ambiguous_sender", message_id).await;
+    }
+    let Some(a) = m.appointment.clone() else {
+        return escalate(ctx, m, "unmatched_reply", message_id).await;
+    };
+    match intent {
+        Intent::Confirm => {
+            if matches!(
+                a.status,
+                AppointmentStatus::Booked | AppointmentStatus::CancelRequested
+            ) {
+                let a = crate::visits::transition(
+                    ctx,
+                    a,
+                    AppointmentStatus::Confirmed,
+                    EventType::AppointmentConfirmed,
+                    json!({"via": "reply", "messageId": message_id}),
+                )
+                .await?;
+                crate::visits::on_confirmed(ctx, &a).await?;
+                answer(
+                    ctx,
+                    &Matched {
+                        customer: m.customer.clone(),
+                        appointment: Some(a),
+                        ambiguous: false,
+                    },
+                    "confirm_ack",
+                    None,
+                )
+                .await?;
+            } else {
+                answer(ctx, m, "confirm_ack", None).await?;
+            }
+        }
+        Intent::Cancel => {
+            let a = if a
+                .status
+                .transition(AppointmentStatus::CancelRequested)
+                .is_ok()
+            {
+                crate::visits::transition(
+                    ctx,
+                    a,
+                    AppointmentStatus::CancelRequested,
+                    EventType::AppointmentCancelRequested,
+                    json!({"via": "reply", "messageId": message_id}),
+                )
+                .await?
+            } else {
+                a
+            };
+            escalate(
+                ctx,
+                &Matched {
+                    customer: m.customer.clone(),
+                    appointment: Some(a.clone()),
+                    ambiguous: false,
+                },
+                "cancel_request",
+                message_id,
+            )
+            .await?;
+            let link = a.cancel_url.clone().or_else(|| a.reschedule_url.clone());
+            answer(
+                ctx,
+                &Matched {
+                    customer: m.customer.clone(),
+                    appointment: Some(a),
+                    ambiguous: false,
+                },
+                "cancel_ack",
+                link,
+            )
+            .await?;
+        }
+        Intent::Reschedule => {
+            escalate(ctx, m, "reschedule_request", message_id).await?;
+            answer(ctx, m, "reschedule_ack", a.reschedule_url.clone()).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// When the last reminder went unanswered: staff are asked to call.
+pub async fn no_reply(
+    ctx: &mut Ctx<'_, '_>,
+    a: &Appointment,
+    last_reminder_at: DateTime<Utc>,
+) -> EngineResult<()> {
+    if a.status != AppointmentStatus::Booked {
+        return Ok(());
+    }
+    crate::escalations::open(
+        ctx,
+        Some(a.id.as_str()),
+        Some(a.customer_id.as_str()),
+        "no_reply",
+        json!({"lastReminderAt": last_reminder_at}),
+    )
+    .await?;
+    Ok(())
+}
