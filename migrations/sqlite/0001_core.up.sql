@@ -324,21 +324,34 @@ create table audit_log (
 );
 create index audit_log_by_tenant on audit_log (tenant_id, seq);
 
+-- Push subscriptions (the Event API). cursor_seq: every event of the tenant up to this seq has
+-- been delivered or skipped by the filter. A worker delivers a subscription only while it holds
+-- the lease (lease_owner until lease_until, real time), so replicas never deliver one at the same
+-- time; every worker write is fenced by lease_owner.
 create table subscriptions (
     tenant_id text not null references tenants (id),
     id text not null,
     url text not null,
-    secret_ct blob not null,
+    description text,
+    secret_ct blob not null,            -- the whsec_ secret, sealed under the subscription's data key
     event_types text not null,          -- json array; empty means all
     status text not null,               -- active, disabled
     cursor_seq integer not null default 0,
-    failure_count integer not null default 0,
-    next_attempt_at text,
+    failure_count integer not null default 0, -- consecutive failed attempts
+    failing_since text,                 -- first failure of the current streak
+    next_attempt_at text not null,
+    last_attempt_at text,
+    last_success_at text,
+    last_error text,                    -- a status code or error kind, never a response body
     disabled_reason text,
+    lease_owner text,
+    lease_until text,
     created_at text not null,
     updated_at text not null,
     primary key (tenant_id, id)
 );
+-- The delivery worker's claim: active subscriptions in due order.
+create index subscriptions_due on subscriptions (status, next_attempt_at);
 
 -- The sandbox's business clock: an offset from real time that only moves forward.
 create table clock (

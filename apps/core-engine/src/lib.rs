@@ -72,9 +72,13 @@ pub async fn run_with_store(
         events_appended: Arc::new(tokio::sync::Notify::new()),
         shutdown: shutdown.clone(),
     };
+    let delivery = workers::delivery::spawn(&state)
+        .map_err(|e| StartError::Config(format!("event delivery: {e}")))?;
     let router = aro_http::service_router(SERVICE, api_router(state), readiness(store));
     tracing::info!(address = %listener.local_addr()?, "core-engine listening");
-    aro_http::serve(listener, router, shutdown).await?;
+    let served = aro_http::serve(listener, router, shutdown).await;
+    delivery.stop().await;
+    served?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod rows;
 mod store;
 pub mod subscriptions;
 mod tx;
+mod tx_subscriptions;
 mod vault;
 
 #[cfg(feature = "testing")]
