@@ -1,0 +1,627 @@
+//! The engine on a real database: commands, idempotency, reminders on the business clock,
+//! timers across restarts, the execution queue and the dead-letter queue, guardrails.
+
+mod support;
+
+use aro_workflow::executions::{ExecutionResult, ResultError, ResultStatus};
+use chrono::Duration;
+use serde_json::{Value, json};
+use support::*;
+
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let h = Harness::sqlite().await;
+                ($body)(h).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(h) = Harness::postgres().await else {
+                    return;
+                };
+                ($body)(h).await;
+            }
+        }
+    };
+}
+
+fn ok() -> ExecutionResult {
+    ExecutionResult {
+        status: ResultStatus::Succeeded,
+        retryable: false,
+        error: None,
+        provider_ref: Some("SM123".into()),
+        output: Some(json!({"status": "queued"})),
+        retry_after_seconds: None,
+    }
+}
+
+fn failure(code: &str, retryable: bool) -> ExecutionResult {
+    ExecutionResult {
+        status: ResultStatus::Failed,
+        retryable,
+        error: Some(ResultError {
+            code: code.into(),
+            message: "provider said no".into(),
+        }),
+        provider_ref: None,
+        output: None,
+        retry_after_seconds: None,
+    }
+}
+
+on_both!(
+    a_booking_plans_both_reminders_and_they_go_out_on_time,
+    |h: Harness| async move {
+        let apt = h.book("IN-1", "Ada Lovelace", "+14155552671", 72).await;
+        let types = h.event_types(&apt).await;
+        assert_eq!(
+            types.iter().filter(|t| *t == "reminder.scheduled").count(),
+            2,
+            "{types:?}"
+        );
+        assert!(types.contains(&"appointment.booked".to_owned()));
+        // Nothing is due yet.
+        let claimed = h
+            .engine
+            .claim_executions("t", 10, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        assert!(claimed.is_empty());
+        // 24 h later the 48 h reminder fires.
+        let fired = h.advance(Duration::hours(25)).await;
+        assert!(fired >= 1);
+        let claimed = h
+            .engine
+            .claim_executions("t", 10, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        let e = &claimed[0];
+        assert_eq!(e.command_type, "messaging.send_reminder");
+        assert_eq!(e.payload["to"], "+14155552671");
+        assert!(
+            e.payload["body"]
+                .as_str()
+                .unwrap()
+                .starts_with("Hi Ada, visit "),
+            "{}",
+            e.payload["body"]
+        );
+        assert!(
+            e.payload["statusCallback"]
+                .as_str()
+                .unwrap()
+                .ends_with("/v1/webhooks/twilio/default/status")
+        );
+        assert!(e.not_after.is_some());
+        h.engine
+            .record_result(&e.execution_id, ok(), None)
+            .await
+            .unwrap();
+        assert!(
+            h.event_types(&apt)
+                .await
+                .contains(&"message.sent".to_owned())
+        );
+    }
+);
+
+on_both!(
+    a_confirmation_stops_the_24h_reminder,
+    |h: Harness| async move {
+        let apt = h.book("IN-2", "Ada Lovelace", "+14155552671", 72).await;
+        let a = h
+            .command(
+                "appointment.confirm",
+                json!({"type": "appointment", "id": apt}),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        h.advance(Duration::hours(71)).await;
+        let claimed = h
+            .engine
+            .claim_executions("t", 10, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        assert!(
+            claimed
+                .iter()
+                .all(|e| e.command_type != "messaging.send_reminder"),
+            "{claimed:?}"
+        );
+        let skipped = h
+            .events(Some(&apt))
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "reminder.skipped")
+            .count();
+        assert_eq!(skipped, 2, "both reminders skipped as confirmed");
+    }
+);
+
+on_both!(
+    an_illegal_move_is_a_conflict_naming_both_states,
+    |h: Harness| async move {
+        let apt = h.book("IN-3", "Ada Lovelace", "+14155552671", 72).await;
+        let a = h
+            .command(
+                "appointment.cancel",
+                json!({"type": "appointment", "id": apt}),
+                json!({"reason": "patient called"}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let again = h
+            .command(
+                "appointment.confirm",
+                json!({"type": "appointment", "id": apt}),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(again.status, 409);
+        assert_eq!(again.body["error"]["code"], "INVALID_TRANSITION");
+        assert_eq!(again.body["error"]["details"]["from"], "cancelled");
+        assert_eq!(again.body["error"]["details"]["to"], "confirmed");
+        // Cancellation removed every timer but none was a reminder that went out.
+        h.advance(Duration::hours(80)).await;
+        let claimed = h
+            .engine
+            .claim_executions("t", 10, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        assert!(claimed.is_empty(), "{claimed:?}");
+    }
+);
+
+on_both!(validation_errors_name_the_field, |h: Harness| async move {
+    let starts = h.engine.clock().now() + Duration::hours(5);
+    let mut p = booking("IN-4", "Ada", "+14155552671", starts);
+    p["startsAt"] = json!("tomorrow");
+    let a = h
+        .command("appointment.upsert", json!({"type": "appointment"}), p)
+        .await;
+    assert_eq!(a.status, 422);
+    assert_eq!(a.body["error"]["details"]["field"], "payload.startsAt");
+    let mut p = booking("IN-4", "Ada", "+14155552671", starts);
+    p["customer"]["timezone"] = json!("Mars/Base");
+    let a = h
+        .command("appointment.upsert", json!({"type": "appointment"}), p)
+        .await;
+    assert_eq!(
+        a.body["error"]["details"]["field"],
+        "payload.customer.timezone"
+    );
+    let a = h
+        .command(
+            "appointment.launch",
+            json!({"type": "appointment"}),
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.body["error"]["details"]["field"], "commandType");
+});
+
+on_both!(
+    repeats_replay_the_stored_answer_and_a_changed_body_is_refused,
+    |h: Harness| async move {
+        let starts = h.engine.clock().now() + Duration::hours(72);
+        let body = json!({"commandType": "appointment.upsert", "tenantId": "default", "aggregate": {"type": "appointment"},
+                      "payload": booking("IN-5", "Ada", "+14155552671", starts)});
+        let first = h
+            .engine
+            .execute_command("default", body.clone(), "same-key", "c1", "service:test")
+            .await
+            .unwrap();
+        let again = h
+            .engine
+            .execute_command("default", body.clone(), "same-key", "c2", "service:test")
+            .await
+            .unwrap();
+        assert!(!first.replayed && again.replayed);
+        assert_eq!(first.body, again.body);
+        let mut other = body.clone();
+        other["payload"]["externalId"] = json!("IN-OTHER");
+        let err = h
+            .engine
+            .execute_command("default", other, "same-key", "c3", "service:test")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            aro_workflow::error_answer(&err).1["code"],
+            "IDEMPOTENCY_KEY_REUSED"
+        );
+        // A 4xx is stored too: the same bad request gets the same answer, marked as replayed.
+        let bad = json!({"commandType": "appointment.confirm", "tenantId": "default", "aggregate": {"type": "appointment", "id": "apt_missing"}});
+        let e1 = h
+            .engine
+            .execute_command("default", bad.clone(), "bad-key", "c4", "service:test")
+            .await
+            .unwrap_err();
+        assert_eq!(aro_workflow::error_answer(&e1).0, 404);
+        let e2 = h
+            .engine
+            .execute_command("default", bad, "bad-key", "c5", "service:test")
+            .await
+            .unwrap();
+        assert!(e2.replayed);
+        assert_eq!(e2.status, 404);
+    }
+);
+
+on_both!(
+    twenty_racing_identical_commands_have_one_effect,
+    |h: Harness| async move {
+        let starts = h.engine.clock().now() + Duration::hours(72);
+        let body = json!({"commandType": "appointment.upsert", "tenantId": "default", "aggregate": {"type": "appointment"},
+                      "payload": booking("IN-RACE", "Ada", "+14155552671", starts)});
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let engine = h.engine.clone();
+            let body = body.clone();
+            tasks.push(tokio::spawn(async move {
+                engine
+                    .execute_command(
+                        "default",
+                        body,
+                        "race-key",
+                        &format!("c{i}"),
+                        "service:test",
+                    )
+                    .await
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(
+            answers.iter().filter(|a| !a.replayed).count(),
+            1,
+            "exactly one applied"
+        );
+        assert!(answers.iter().all(|a| a.body == answers[0].body));
+        let booked = h
+            .events(None)
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "appointment.booked")
+            .count();
+        assert_eq!(booked, 1);
+        // Twenty racing different keys for the same booking identity: still one appointment.
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let engine = h.engine.clone();
+            let body = body.clone();
+            tasks.push(tokio::spawn(async move {
+                engine
+                    .execute_command("default", body, &format!("k{i}"), "c", "service:test")
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().status, 200);
+        }
+        let booked = h
+            .events(None)
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "appointment.booked")
+            .count();
+        assert_eq!(booked, 1, "upserts are keyed by the booking identity");
+    }
+);
+
+on_both!(
+    a_lapsed_lease_is_offered_again_and_not_after_expires,
+    |h: Harness| async move {
+        let apt = h.book("IN-6", "Ada Lovelace", "+14155552671", 72).await;
+        h.advance(Duration::hours(25)).await;
+        let first = h
+            .engine
+            .claim_executions("a", 10, Duration::seconds(5), None, None)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        // Still leased: nobody else gets it.
+        assert!(
+            h.engine
+                .claim_executions("b", 10, Duration::seconds(60), None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The lease lapses (real time): the execution is offered again, attempt 2.
+        tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
+        let again = h
+            .engine
+            .claim_executions("b", 10, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].execution_id, first[0].execution_id);
+        assert_eq!(again[0].attempt, 2);
+        // The old holder's heartbeat is refused.
+        let lost = h
+            .engine
+            .heartbeat(&first[0].execution_id, "a", Duration::seconds(60), None)
+            .await
+            .unwrap_err();
+        assert_eq!(aro_workflow::error_answer(&lost).1["code"], "LEASE_LOST");
+        // A retryable failure puts it back; once the visit has started it is expired, never sent.
+        h.engine
+            .record_result(
+                &again[0].execution_id,
+                failure("PROVIDER_UNAVAILABLE", true),
+                None,
+            )
+            .await
+            .unwrap();
+        h.advance(Duration::hours(48)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let expired_claim = h
+            .engine
+            .claim_executions(
+                "c",
+                10,
+                Duration::seconds(60),
+                Some(vec!["messaging.send_reminder".into()]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(
+            expired_claim
+                .iter()
+                .all(|e| e.execution_id != first[0].execution_id)
+        );
+        let types = h.event_types(&apt).await;
+        let _ = types;
+    }
+);
+
+on_both!(
+    exhausted_retries_dead_letter_and_can_be_retried_or_archived,
+    |h: Harness| async move {
+        h.book("IN-7", "Ada Lovelace", "+14155552671", 72).await;
+        h.advance(Duration::hours(25)).await;
+        let mut execution_id: Option<String> = None;
+        let mut failures = 0;
+        while failures < 6 {
+            let claimed = h
+                .engine
+                .claim_executions("a", 10, Duration::seconds(60), None, None)
+                .await
+                .unwrap();
+            let Some(e) = claimed.into_iter().next() else {
+                // Waiting out the jittered backoff would take real time: make it available now.
+                let id = execution_id.clone().unwrap();
+                h.store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            let mut row = tx.raw().get_execution(&id).await?.unwrap();
+                            row.available_at = chrono::Utc::now() - Duration::seconds(1);
+                            tx.raw().update_execution(&row).await.map(|_| ())
+                        })
+                    })
+                    .await
+                    .unwrap();
+                continue;
+            };
+            execution_id = Some(e.execution_id.clone());
+            assert_eq!(e.attempt, failures + 1);
+            h.engine
+                .record_result(&e.execution_id, failure("PROVIDER_UNAVAILABLE", true), None)
+                .await
+                .unwrap();
+            failures += 1;
+        }
+        // Nothing is left to claim: the sixth failure was the last.
+        assert!(
+            h.engine
+                .claim_executions("a", 10, Duration::seconds(60), None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let dead: Vec<_> = h
+            .events(None)
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "execution.dead_lettered")
+            .collect();
+        assert_eq!(dead.len(), 1, "dead-lettered once retries ran out");
+        let dl = dead[0].payload["deadLetterId"].as_str().unwrap().to_owned();
+        assert!(
+            h.events(None)
+                .await
+                .iter()
+                .any(|e| e.event_type == "message.delivery_failed")
+        );
+        let retry = h
+            .command(
+                "dead_letter.retry",
+                json!({"type": "dead_letter", "id": dl}),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(retry.status, 200, "{}", retry.body);
+        let claimed = h
+            .engine
+            .claim_executions("a", 10, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "a retried dead letter is offered again");
+        let twice = h
+            .command(
+                "dead_letter.retry",
+                json!({"type": "dead_letter", "id": dl}),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(twice.status, 409);
+        let archive = h
+            .command(
+                "dead_letter.archive",
+                json!({"type": "dead_letter", "id": dl}),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(archive.status, 200);
+    }
+);
+
+on_both!(
+    a_carrier_opt_out_revokes_consent_and_is_never_retried,
+    |h: Harness| async move {
+        let apt = h.book("IN-8", "Ada Lovelace", "+14155552671", 72).await;
+        h.advance(Duration::hours(25)).await;
+        let e = h
+            .engine
+            .claim_executions("a", 10, Duration::seconds(60), None, None)
+            .await
+            .unwrap()
+            .remove(0);
+        h.engine
+            .record_result(&e.execution_id, failure("21610", false), None)
+            .await
+            .unwrap();
+        let types = h.event_types(&apt).await;
+        assert!(types.contains(&"message.delivery_failed".to_owned()));
+        assert!(
+            h.events(None)
+                .await
+                .iter()
+                .any(|e| e.event_type == "consent.revoked")
+        );
+        // The 24 h reminder is refused for want of consent.
+        h.advance(Duration::hours(24)).await;
+        assert!(
+            h.engine
+                .claim_executions("a", 10, Duration::seconds(60), None, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            h.events(Some(&apt))
+                .await
+                .iter()
+                .any(|e| e.event_type == "reminder.skipped" && e.payload["reason"] == "no_consent")
+        );
+    }
+);
+
+on_both!(
+    the_engine_never_cancels_on_its_own,
+    |h: Harness| async move {
+        let apt = h.book("IN-9", "Ada Lovelace", "+14155552671", 72).await;
+        let body = json!({"commandType": "appointment.cancel", "tenantId": "default", "aggregate": {"type": "appointment", "id": apt}});
+        let err = h
+            .engine
+            .execute_command("default", body, "k-cancel", "c", aro_workflow::ENGINE_ACTOR)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            aro_workflow::error_answer(&err).1["code"],
+            "AUTO_CANCEL_FORBIDDEN"
+        );
+        assert_eq!(h.status(&apt).await, "booked");
+    }
+);
+
+on_both!(
+    the_message_cap_refuses_a_fourth_text_in_a_day,
+    |h: Harness| async move {
+        // Three visits for one patient, all reminded within the same day: the third text fills the
+        // cap; reminders beyond it are refused and logged.
+        for (i, hours) in [(1, 49), (2, 49), (3, 49), (4, 49)] {
+            h.book(&format!("CAP-{i}"), "Ada Lovelace", "+14155552671", hours)
+                .await;
+        }
+        h.advance(Duration::hours(2)).await;
+        let claimed = h
+            .engine
+            .claim_executions("a", 20, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 3, "the cap is 3 per rolling 24 h");
+        let capped = h
+            .events(None)
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "reminder.skipped" && e.payload["reason"] == "message_cap")
+            .count();
+        assert_eq!(capped, 1);
+    }
+);
+
+#[tokio::test]
+async fn timers_fire_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let master =
+        aro_security::crypto::MasterKey::create_file(&dir.path().join("master.key")).unwrap();
+    let _ = master;
+    let keyring = || {
+        aro_security::crypto::Keyring::new(
+            aro_security::crypto::MasterKey::load(&dir.path().join("master.key")).unwrap(),
+        )
+    };
+    let store = sqlite_store(dir.path(), keyring()).await;
+    let h = Harness::with(store.clone(), Guard::Dir(tempfile::tempdir().unwrap())).await;
+    h.book("IN-R", "Ada Lovelace", "+14155552671", 72).await;
+    let offset = h.engine.clock().offset_ms();
+    store.close().await;
+    drop(h);
+    // A new process: a new store on the same file, a new engine; business time goes on.
+    let store = sqlite_store(dir.path(), keyring()).await;
+    let clock = aro_workflow::Clock::with_offset_ms(offset);
+    let engine = aro_workflow::Engine::new(
+        store.clone(),
+        clock,
+        aro_workflow::EngineSettings::default(),
+    );
+    let target = engine.clock().now() + Duration::hours(25);
+    let fired = engine.advance_clock_to(target).await.unwrap();
+    assert!(fired >= 1);
+    let claimed = engine
+        .claim_executions("a", 10, Duration::seconds(60), None, None)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].payload["to"], "+14155552671");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn clock_advance_fires_due_timers_in_order() {
+    let h = Harness::sqlite().await;
+    let a = h.book("ORD-1", "Ada Lovelace", "+14155552671", 60).await;
+    let b = h.book("ORD-2", "Grace Hopper", "+14155552672", 50).await;
+    h.advance(Duration::hours(40)).await;
+    let sent: Vec<_> = h
+        .events(None)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "message.queued")
+        .map(|e| {
+            (
+                e.seq,
+                e.payload["appointmentId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                e.occurred_at,
+            )
+        })
+        .collect();
+    assert!(sent.len() >= 2, "{sent:?}");
+    // Each text was decided at its own due time, in due order.
+    assert!(sent.windows(2).all(|w| w[0].2 <= w[1].2), "{sent:?}");
+    assert_eq!(sent[0].1, b, "the earlier visit's reminder was due first");
+    assert!(sent.iter().any(|s| s.1 == a));
+}
