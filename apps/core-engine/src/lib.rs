@@ -10,7 +10,7 @@ use aro_config::Config;
 use aro_http::{CancellationToken, Check, Readiness};
 use aro_security::tokens::TokenSigner;
 use aro_store::Store;
-use aro_workflow::Clock;
+use aro_workflow::{Clock, Engine, EngineSettings};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -35,10 +35,12 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub tokens: Arc<TokenSigner>,
-    pub clock: Clock,
+    pub engine: Engine,
     /// Woken after every commit that appended events, so streams and deliveries in this
     /// process react at once (other replicas' writes are found by polling).
     pub events_appended: Arc<tokio::sync::Notify>,
+    /// Woken when new work may be waiting (executions, timers), so the workers look at once.
+    pub work_available: Arc<tokio::sync::Notify>,
     /// Cancelled when the service shuts down; long-lived streams end on it.
     pub shutdown: CancellationToken,
 }
@@ -62,22 +64,39 @@ pub async fn run_with_store(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    let engine = Engine::new(
+        store.clone(),
+        Clock::default(),
+        EngineSettings {
+            public_base_url: config.server.public_base_url.to_string(),
+        },
+    );
+    if config.sandbox.enabled {
+        engine
+            .load_clock()
+            .await
+            .map_err(|e| StartError::Config(format!("loading the sandbox clock: {e}")))?;
+    }
     let tokens = TokenSigner::new(config.auth.signing_key.expose().as_bytes())
         .map_err(|e| StartError::Config(format!("`auth.signing_key`: {e}")))?;
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
         tokens: Arc::new(tokens),
-        clock: Clock::default(),
+        engine: engine.clone(),
         events_appended: Arc::new(tokio::sync::Notify::new()),
+        work_available: Arc::new(tokio::sync::Notify::new()),
         shutdown: shutdown.clone(),
     };
     let delivery = workers::delivery::spawn(&state)
         .map_err(|e| StartError::Config(format!("event delivery: {e}")))?;
+    let timer_worker = tokio::spawn(workers::timers::run(state.clone()));
     let router = aro_http::service_router(SERVICE, api_router(state), readiness(store));
     tracing::info!(address = %listener.local_addr()?, "core-engine listening");
-    let served = aro_http::serve(listener, router, shutdown).await;
+    let served = aro_http::serve(listener, router, shutdown.clone()).await;
+    shutdown.cancel();
     delivery.stop().await;
+    let _ = timer_worker.await;
     served?;
     Ok(())
 }

@@ -221,11 +221,9 @@ pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineRe
         aro_replies::classify(&inbound.body, language_hint.as_deref(), &reply_codes(ctx));
     emit_classified(ctx, &message_id, &m, &classification);
     let threshold = ctx.tenant.config.policies.classification_threshold as f32;
-    if !classification.is_confident(threshold) {
-        if classification.intent != Intent::OptOut {
-            ask_llm(ctx, &message_id, &inbound, &m, language_hint.as_deref()).await?;
-            return Ok(json!({"messageId": message_id, "intent": "pending_llm"}));
-        }
+    if !classification.is_confident(threshold) && classification.intent != Intent::OptOut {
+        ask_llm(ctx, &message_id, &inbound, &m, language_hint.as_deref()).await?;
+        return Ok(json!({"messageId": message_id, "intent": "pending_llm"}));
     }
     apply_intent(ctx, classification.intent, &inbound.from, &m, &message_id).await?;
     Ok(json!({"messageId": message_id, "intent": classification.intent}))

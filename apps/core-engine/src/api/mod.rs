@@ -1,6 +1,10 @@
 //! core-engine's HTTP API: one module per resource, each with its own `router()`.
 
+pub mod admin;
+pub mod commands;
+pub mod engine_error;
 pub mod events;
+pub mod executions;
 pub mod subscriptions;
 
 use crate::AppState;
@@ -8,6 +12,9 @@ use axum::Router;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(commands::router())
+        .merge(executions::router())
+        .merge(admin::router())
         .merge(events::router())
         .merge(subscriptions::router())
         .with_state(state)

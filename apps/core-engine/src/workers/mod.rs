@@ -2,3 +2,4 @@
 //! it deterministically, and a loop that runs the step until shutdown.
 
 pub mod delivery;
+pub mod timers;

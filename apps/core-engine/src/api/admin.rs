@@ -1,0 +1,217 @@
+//! Administration: tenants (`POST/GET /v1/admin/tenants`, `GET /v1/tenant`) and, in the
+//! sandbox only, the business clock (`GET|POST /v1/admin/clock`).
+
+use super::engine_error::api_error;
+use crate::AppState;
+use crate::auth::{Caller, TenantScope};
+use aro_http::{ApiError, ApiJson};
+use aro_security::tokens::Scope;
+use aro_workflow::tenants::{self, NewTenant, TenantError};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// How long `POST /v1/admin/clock` waits for the work it caused to settle.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/tenant", get(current_tenant))
+        .route("/v1/admin/clock", get(get_clock).post(move_clock))
+}
+
+fn tenant_error(e: TenantError) -> ApiError {
+    match e {
+        TenantError::Invalid { field, reason } => ApiError::validation(field, reason),
+        TenantError::Store(s) => api_error(s.into()),
+    }
+}
+
+async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(spec): ApiJson<NewTenant>,
+) -> Result<Response, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "INSUFFICIENT_SCOPE",
+            "creating tenants needs the admin scope",
+        ));
+    }
+    let (tenant, created) =
+        tenants::create(&state.store, state.engine.clock(), spec, &caller.actor())
+            .await
+            .map_err(tenant_error)?;
+    if !created {
+        return Err(ApiError::conflict(
+            "TENANT_EXISTS",
+            format!("tenant {} already exists", tenant.id),
+        ));
+    }
+    state.events_appended.notify_waiters();
+    Ok((StatusCode::CREATED, axum::Json(public_tenant(&tenant))).into_response())
+}
+
+fn public_tenant(t: &aro_domain::tenant::Tenant) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "timezone": t.zone,
+        "region": t.region,
+        "language": t.default_language,
+        "clinicPhone": t.clinic_phone,
+        "reviewLink": t.review_link,
+        "classificationResidency": t.classification_residency,
+        "permissions": t.permissions,
+        "createdAt": t.created_at,
+    })
+}
+
+async fn list_tenants(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "INSUFFICIENT_SCOPE",
+            "listing tenants needs the admin scope",
+        ));
+    }
+    let all = state
+        .store
+        .read(|tx| Box::pin(async move { tx.list_tenants().await }))
+        .await
+        .map_err(|e| api_error(e.into()))?;
+    let visible: Vec<_> = all
+        .iter()
+        .filter(|t| caller.claims.allows_tenant(t.id.as_str()))
+        .map(public_tenant)
+        .collect();
+    Ok(axum::Json(json!({"tenants": visible})).into_response())
+}
+
+/// The caller's tenant, with its installed configuration.
+async fn current_tenant(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> Result<Response, ApiError> {
+    if scope.require(Scope::CommandsWrite).is_err() {
+        scope.require(Scope::EventsRead)?;
+    }
+    let id = scope.tenant_id.to_string();
+    let found = state
+        .store
+        .read(move |tx| Box::pin(async move { tx.get_tenant(&id).await }))
+        .await
+        .map_err(|e| api_error(e.into()))?;
+    let (tenant, version) = found.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut body = public_tenant(&tenant);
+    body["config"] = serde_json::to_value(&tenant.config).unwrap_or_default();
+    body["configVersion"] = json!(version);
+    Ok(axum::Json(body).into_response())
+}
+
+fn sandbox_only(state: &AppState) -> Result<(), ApiError> {
+    if state.config.sandbox.enabled {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("route"))
+    }
+}
+
+async fn get_clock(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    sandbox_only(&state)?;
+    let _ = caller;
+    Ok(axum::Json(json!({"now": state.engine.clock().now()})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MoveClock {
+    #[serde(default)]
+    advance: Option<String>,
+    #[serde(default)]
+    set: Option<DateTime<Utc>>,
+}
+
+async fn move_clock(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<MoveClock>,
+) -> Result<Response, ApiError> {
+    sandbox_only(&state)?;
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "INSUFFICIENT_SCOPE",
+            "moving the clock needs the admin scope",
+        ));
+    }
+    let now = state.engine.clock().now();
+    let target = match (req.advance, req.set) {
+        (Some(advance), None) => {
+            let d = humantime::parse_duration(&advance)
+                .map_err(|e| ApiError::validation("advance", format!("{e} (e.g. 90m, 25h, 2d)")))?;
+            if d > Duration::from_secs(366 * 24 * 3600) {
+                return Err(ApiError::validation(
+                    "advance",
+                    "at most one year at a time",
+                ));
+            }
+            now + chrono::Duration::from_std(d)
+                .map_err(|_| ApiError::validation("advance", "too large"))?
+        }
+        (None, Some(set)) => {
+            if set < now {
+                return Err(
+                    ApiError::conflict("CLOCK_BACKWARDS", "the clock only moves forward")
+                        .with_details(json!({"now": now, "requested": set})),
+                );
+            }
+            set
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "body",
+                "give exactly one of `advance` or `set`",
+            ));
+        }
+    };
+    let fired = state
+        .engine
+        .advance_clock_to(target)
+        .await
+        .map_err(api_error)?;
+    state.events_appended.notify_waiters();
+    state.work_available.notify_waiters();
+    let settled = wait_settled(&state).await;
+    Ok(axum::Json(
+        json!({"now": state.engine.clock().now(), "firedTimers": fired, "settled": settled}),
+    )
+    .into_response())
+}
+
+/// Waits until no execution is open and no timer is due, twice in a row (callbacks and
+/// replies may start new work right after the queue empties), or the timeout.
+async fn wait_settled(state: &AppState) -> bool {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let mut quiet = 0;
+    while Instant::now() < deadline {
+        // Fire anything that fell due from work done meanwhile.
+        let fired = state.engine.fire_due_timers(100).await.unwrap_or(0);
+        match state.engine.is_settled().await {
+            Ok(true) if fired == 0 => {
+                quiet += 1;
+                if quiet >= 3 {
+                    return true;
+                }
+            }
+            _ => quiet = 0,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

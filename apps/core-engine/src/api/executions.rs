@@ -1,0 +1,127 @@
+//! The execution queue's API for the executor (DESIGN.md "Executions"): claim with a lease,
+//! heartbeat, result. Scope `executions:claim`; a token for named tenants sees only theirs.
+
+use super::engine_error::api_error;
+use crate::AppState;
+use crate::auth::Caller;
+use aro_http::{ApiError, ApiJson, ApiPath};
+use aro_security::tokens::{Scope, TenantGrant};
+use aro_workflow::executions::ExecutionResult;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Duration;
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/executions/claim", post(claim))
+        .route("/v1/executions/{execution_id}/heartbeat", post(heartbeat))
+        .route("/v1/executions/{execution_id}/result", post(result))
+}
+
+fn tenants(caller: &Caller) -> Option<Vec<String>> {
+    match &caller.claims.tenants {
+        TenantGrant::All => None,
+        TenantGrant::Only(list) => Some(list.clone()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClaimRequest {
+    #[serde(default = "default_limit")]
+    limit: u32,
+    #[serde(default = "default_lease")]
+    lease_seconds: u32,
+    #[serde(default)]
+    types: Option<Vec<String>>,
+}
+
+fn default_limit() -> u32 {
+    10
+}
+
+fn default_lease() -> u32 {
+    60
+}
+
+fn lease(seconds: u32, field: &str) -> Result<Duration, ApiError> {
+    if !(5..=3600).contains(&seconds) {
+        return Err(ApiError::validation(field, "must be 5–3600 seconds"));
+    }
+    Ok(Duration::seconds(i64::from(seconds)))
+}
+
+async fn claim(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ClaimRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::ExecutionsClaim)?;
+    if !(1..=100).contains(&req.limit) {
+        return Err(ApiError::validation("limit", "must be 1–100"));
+    }
+    let lease = lease(req.lease_seconds, "leaseSeconds")?;
+    let types = req.types.filter(|t| !t.is_empty());
+    let claimed = state
+        .engine
+        .claim_executions(
+            &caller.claims.sub,
+            req.limit as usize,
+            lease,
+            types,
+            tenants(&caller),
+        )
+        .await
+        .map_err(api_error)?;
+    if !claimed.is_empty() {
+        metrics::counter!("aro_executions_claimed_total", "service" => crate::SERVICE)
+            .increment(claimed.len() as u64);
+    }
+    state.events_appended.notify_waiters();
+    Ok(axum::Json(json!({"executions": claimed})).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HeartbeatRequest {
+    #[serde(default)]
+    lease_seconds: Option<u32>,
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<HeartbeatRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::ExecutionsClaim)?;
+    let seconds = body.lease_seconds.unwrap_or(default_lease());
+    let lease = lease(seconds, "leaseSeconds")?;
+    let until = state
+        .engine
+        .heartbeat(&id, &caller.claims.sub, lease, tenants(&caller))
+        .await
+        .map_err(api_error)?;
+    Ok(axum::Json(json!({"executionId": id, "leaseUntil": until})).into_response())
+}
+
+async fn result(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(result): ApiJson<ExecutionResult>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::ExecutionsClaim)?;
+    let answer = state
+        .engine
+        .record_result(&id, result, tenants(&caller))
+        .await
+        .map_err(api_error)?;
+    state.events_appended.notify_waiters();
+    state.work_available.notify_waiters();
+    Ok(axum::Json(answer).into_response())
+}

@@ -1,0 +1,51 @@
+//! The timer worker: fires due timers on the business clock, and once an hour forgets
+//! idempotency keys past their retention. One step (`run_once`) for tests, one loop for
+//! service.
+
+use crate::AppState;
+use std::time::{Duration, Instant};
+
+/// How often the worker looks for due timers when nothing wakes it.
+pub const POLL: Duration = Duration::from_millis(500);
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Fires what is due now; returns how many timers fired.
+pub async fn run_once(state: &AppState) -> usize {
+    match state.engine.fire_due_timers(500).await {
+        Ok(n) => {
+            if n > 0 {
+                metrics::counter!("aro_timers_fired_total", "service" => crate::SERVICE)
+                    .increment(n as u64);
+                state.events_appended.notify_waiters();
+            }
+            n
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "firing timers failed; will retry");
+            0
+        }
+    }
+}
+
+pub async fn run(state: AppState) {
+    let mut last_purge = Instant::now();
+    loop {
+        let fired = run_once(&state).await;
+        if last_purge.elapsed() > PURGE_EVERY {
+            last_purge = Instant::now();
+            match state.engine.purge_idempotency_keys().await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+            }
+        }
+        if fired > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = state.work_available.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
