@@ -4,10 +4,10 @@
 //! are claimed with `FOR UPDATE SKIP LOCKED` so replicas never take the same one.
 
 use aro_store::StoreError;
-use aro_store::engine_rows::claimable_executions_sql;
 use aro_store::backend::{
     Backend, BackendTx, Engine, Job, JobEnd, MigrationState, MigrationStatus,
 };
+use aro_store::engine_rows::claimable_executions_sql;
 use async_trait::async_trait;
 use futures::FutureExt;
 use sqlx::PgConnection;
@@ -75,7 +75,8 @@ aro_store::impl_engine_rows!(PgTx<'_>, sqlx::Postgres, {
         limit: i64,
         types: Option<&[String]>,
     ) -> Result<Vec<aro_store::engine_rows::ExecutionRow>, StoreError> {
-        let sql = claimable_executions_sql(types.map_or(0, <[String]>::len), " for update skip locked");
+        let sql =
+            claimable_executions_sql(types.map_or(0, <[String]>::len), " for update skip locked");
         let mut query = sqlx::query_as(&sql).bind(now).bind(limit);
         for t in types.unwrap_or_default() {
             query = query.bind(t);

@@ -6,10 +6,10 @@
 //! snapshot.
 
 use aro_store::StoreError;
-use aro_store::engine_rows::claimable_executions_sql;
 use aro_store::backend::{
     Backend, BackendTx, Engine, Job, JobEnd, MigrationState, MigrationStatus,
 };
+use aro_store::engine_rows::claimable_executions_sql;
 use async_trait::async_trait;
 use futures::FutureExt;
 use sqlx::migrate::{Migrate, Migrator};

@@ -201,81 +201,188 @@ pub trait EngineRows: Send {
     // --- engine-specific ---
     /// Pending timers due at or before `now`, oldest first, locked for this transaction
     /// (PostgreSQL: `for update skip locked`, so replicas never take the same one).
-    async fn claim_due_timers(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<TimerRow>, StoreError>;
+    async fn claim_due_timers(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<TimerRow>, StoreError>;
     /// Executions ready (or whose lease lapsed) at `now` (real time), oldest first, locked for
     /// this transaction; `types` narrows by command type.
-    async fn claim_executions(&mut self, now: DateTime<Utc>, limit: i64, types: Option<&[String]>) -> Result<Vec<ExecutionRow>, StoreError>;
+    async fn claim_executions(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+        types: Option<&[String]>,
+    ) -> Result<Vec<ExecutionRow>, StoreError>;
 
     // --- shared ---
     async fn insert_command(&mut self, row: &CommandRow) -> Result<(), StoreError>;
-    async fn get_command(&mut self, tenant_id: &str, id: &str) -> Result<Option<CommandRow>, StoreError>;
-    async fn get_idempotency(&mut self, tenant_id: &str, key: &str) -> Result<Option<IdempotencyRow>, StoreError>;
+    async fn get_command(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<CommandRow>, StoreError>;
+    async fn get_idempotency(
+        &mut self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRow>, StoreError>;
     async fn insert_idempotency(&mut self, row: &IdempotencyRow) -> Result<bool, StoreError>;
     async fn delete_expired_idempotency(&mut self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     async fn insert_workflow(&mut self, row: &WorkflowRow) -> Result<(), StoreError>;
     async fn update_workflow(&mut self, row: &WorkflowRow) -> Result<bool, StoreError>;
-    async fn get_workflow(&mut self, tenant_id: &str, id: &str) -> Result<Option<WorkflowRow>, StoreError>;
-    async fn workflows_for_aggregate(&mut self, tenant_id: &str, aggregate_id: &str) -> Result<Vec<WorkflowRow>, StoreError>;
+    async fn get_workflow(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<WorkflowRow>, StoreError>;
+    async fn workflows_for_aggregate(
+        &mut self,
+        tenant_id: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<WorkflowRow>, StoreError>;
 
     async fn insert_timer(&mut self, row: &TimerRow) -> Result<(), StoreError>;
     async fn update_timer(&mut self, row: &TimerRow) -> Result<bool, StoreError>;
-    async fn pending_timers_for_aggregate(&mut self, tenant_id: &str, aggregate_id: &str) -> Result<Vec<TimerRow>, StoreError>;
+    async fn pending_timers_for_aggregate(
+        &mut self,
+        tenant_id: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<TimerRow>, StoreError>;
     /// The earliest pending timer due at or before `until`.
-    async fn next_due_timer(&mut self, until: DateTime<Utc>) -> Result<Option<TimerRow>, StoreError>;
+    async fn next_due_timer(
+        &mut self,
+        until: DateTime<Utc>,
+    ) -> Result<Option<TimerRow>, StoreError>;
     async fn count_pending_timers(&mut self, until: DateTime<Utc>) -> Result<i64, StoreError>;
 
     async fn insert_execution(&mut self, row: &ExecutionRow) -> Result<(), StoreError>;
     async fn update_execution(&mut self, row: &ExecutionRow) -> Result<bool, StoreError>;
     async fn get_execution(&mut self, id: &str) -> Result<Option<ExecutionRow>, StoreError>;
-    async fn open_executions_for_aggregate(&mut self, tenant_id: &str, aggregate_id: &str) -> Result<Vec<ExecutionRow>, StoreError>;
+    async fn open_executions_for_aggregate(
+        &mut self,
+        tenant_id: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<ExecutionRow>, StoreError>;
     /// Executions not yet finished (ready or leased), for "has the work settled?".
     async fn count_open_executions(&mut self) -> Result<i64, StoreError>;
 
     async fn insert_dead_letter(&mut self, row: &DeadLetterRow) -> Result<(), StoreError>;
     async fn update_dead_letter(&mut self, row: &DeadLetterRow) -> Result<bool, StoreError>;
-    async fn get_dead_letter(&mut self, tenant_id: &str, id: &str) -> Result<Option<DeadLetterRow>, StoreError>;
-    async fn list_dead_letters(&mut self, tenant_id: &str, status: Option<&str>, limit: i64) -> Result<Vec<DeadLetterRow>, StoreError>;
+    async fn get_dead_letter(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<DeadLetterRow>, StoreError>;
+    async fn list_dead_letters(
+        &mut self,
+        tenant_id: &str,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeadLetterRow>, StoreError>;
 
     async fn insert_message(&mut self, row: &MessageRow) -> Result<(), StoreError>;
     async fn update_message(&mut self, row: &MessageRow) -> Result<bool, StoreError>;
-    async fn get_message(&mut self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>, StoreError>;
-    async fn message_by_provider_ref(&mut self, tenant_id: &str, provider_ref: &str) -> Result<Option<MessageRow>, StoreError>;
+    async fn get_message(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<MessageRow>, StoreError>;
+    async fn message_by_provider_ref(
+        &mut self,
+        tenant_id: &str,
+        provider_ref: &str,
+    ) -> Result<Option<MessageRow>, StoreError>;
     /// Messages to or from a number (blind index) created at or after `since`, oldest first.
-    async fn messages_for_counterpart(&mut self, tenant_id: &str, counterpart_index: &str, since: DateTime<Utc>) -> Result<Vec<MessageRow>, StoreError>;
-    async fn messages_for_appointment(&mut self, tenant_id: &str, appointment_id: &str) -> Result<Vec<MessageRow>, StoreError>;
+    async fn messages_for_counterpart(
+        &mut self,
+        tenant_id: &str,
+        counterpart_index: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<MessageRow>, StoreError>;
+    async fn messages_for_appointment(
+        &mut self,
+        tenant_id: &str,
+        appointment_id: &str,
+    ) -> Result<Vec<MessageRow>, StoreError>;
 
     async fn insert_reminder_log(&mut self, row: &ReminderLogRow) -> Result<(), StoreError>;
     async fn update_reminder_log(&mut self, row: &ReminderLogRow) -> Result<bool, StoreError>;
-    async fn reminder_logs_for_appointment(&mut self, tenant_id: &str, appointment_id: &str) -> Result<Vec<ReminderLogRow>, StoreError>;
+    async fn reminder_logs_for_appointment(
+        &mut self,
+        tenant_id: &str,
+        appointment_id: &str,
+    ) -> Result<Vec<ReminderLogRow>, StoreError>;
 
-    async fn get_consent(&mut self, tenant_id: &str, phone_index: &str, channel: &str) -> Result<Option<ConsentRow>, StoreError>;
+    async fn get_consent(
+        &mut self,
+        tenant_id: &str,
+        phone_index: &str,
+        channel: &str,
+    ) -> Result<Option<ConsentRow>, StoreError>;
     async fn upsert_consent(&mut self, row: &ConsentRow) -> Result<(), StoreError>;
 
     async fn insert_escalation(&mut self, row: &EscalationRow) -> Result<(), StoreError>;
     async fn update_escalation(&mut self, row: &EscalationRow) -> Result<bool, StoreError>;
-    async fn get_escalation(&mut self, tenant_id: &str, id: &str) -> Result<Option<EscalationRow>, StoreError>;
-    async fn list_escalations(&mut self, tenant_id: &str, status: Option<&str>, limit: i64) -> Result<Vec<EscalationRow>, StoreError>;
+    async fn get_escalation(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<EscalationRow>, StoreError>;
+    async fn list_escalations(
+        &mut self,
+        tenant_id: &str,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EscalationRow>, StoreError>;
 
     async fn insert_payment_link(&mut self, row: &PaymentLinkRow) -> Result<(), StoreError>;
     async fn update_payment_link(&mut self, row: &PaymentLinkRow) -> Result<bool, StoreError>;
-    async fn get_payment_link(&mut self, tenant_id: &str, id: &str) -> Result<Option<PaymentLinkRow>, StoreError>;
-    async fn payment_link_by_provider_ref(&mut self, tenant_id: &str, provider_ref: &str) -> Result<Option<PaymentLinkRow>, StoreError>;
+    async fn get_payment_link(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<PaymentLinkRow>, StoreError>;
+    async fn payment_link_by_provider_ref(
+        &mut self,
+        tenant_id: &str,
+        provider_ref: &str,
+    ) -> Result<Option<PaymentLinkRow>, StoreError>;
 
     async fn last_audit(&mut self, tenant_id: &str) -> Result<Option<AuditRow>, StoreError>;
     async fn insert_audit(&mut self, row: &AuditRow) -> Result<i64, StoreError>;
-    async fn audit_trail(&mut self, tenant_id: &str, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError>;
+    async fn audit_trail(
+        &mut self,
+        tenant_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError>;
 
     /// Records a provider's event identity; false when it was already recorded.
-    async fn insert_webhook_receipt(&mut self, tenant_id: &str, provider: &str, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn insert_webhook_receipt(
+        &mut self,
+        tenant_id: &str,
+        provider: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     async fn clock_offset(&mut self) -> Result<Option<i64>, StoreError>;
     async fn set_clock_offset(&mut self, offset_ms: i64) -> Result<(), StoreError>;
 
     /// Upcoming appointments of everyone with this number (blind index), soonest first.
-    async fn upcoming_appointments_for_phone(&mut self, tenant_id: &str, phone_index: &str, now: DateTime<Utc>) -> Result<Vec<crate::rows::AppointmentRow>, StoreError>;
+    async fn upcoming_appointments_for_phone(
+        &mut self,
+        tenant_id: &str,
+        phone_index: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::rows::AppointmentRow>, StoreError>;
     /// Every appointment of the tenant (rebuild, reports), oldest first.
-    async fn all_appointments(&mut self, tenant_id: &str) -> Result<Vec<crate::rows::AppointmentRow>, StoreError>;
+    async fn all_appointments(
+        &mut self,
+        tenant_id: &str,
+    ) -> Result<Vec<crate::rows::AppointmentRow>, StoreError>;
     /// Forgets the read models (appointments, aliases, customers' derived counters) before a rebuild.
     async fn clear_read_models(&mut self) -> Result<(), StoreError>;
 }

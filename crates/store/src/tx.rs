@@ -52,8 +52,20 @@ impl<'t> Tx<'t> {
         plaintext: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<u8>, StoreError> {
-        let key = self.vault.key_for(&mut *self.raw, tenant_id, subject_id, now).await?;
-        self.vault.seal(&key, Place { tenant_id, table, column, row_id }, plaintext)
+        let key = self
+            .vault
+            .key_for(&mut *self.raw, tenant_id, subject_id, now)
+            .await?;
+        self.vault.seal(
+            &key,
+            Place {
+                tenant_id,
+                table,
+                column,
+                row_id,
+            },
+            plaintext,
+        )
     }
 
     /// Opens a ciphertext sealed by [`Tx::seal`]; `None` when the subject has been erased.
@@ -66,8 +78,21 @@ impl<'t> Tx<'t> {
         row_id: &str,
         ciphertext: &[u8],
     ) -> Result<Option<String>, StoreError> {
-        match self.vault.existing_key(&mut *self.raw, tenant_id, subject_id).await? {
-            Some(key) => Ok(Some(self.vault.open(&key, Place { tenant_id, table, column, row_id }, ciphertext)?)),
+        match self
+            .vault
+            .existing_key(&mut *self.raw, tenant_id, subject_id)
+            .await?
+        {
+            Some(key) => Ok(Some(self.vault.open(
+                &key,
+                Place {
+                    tenant_id,
+                    table,
+                    column,
+                    row_id,
+                },
+                ciphertext,
+            )?)),
             None => Ok(None),
         }
     }
