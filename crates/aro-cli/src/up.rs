@@ -118,6 +118,7 @@ struct Bound {
     executor: TcpListener,
     bff: TcpListener,
     ui: TcpListener,
+    sandbox: Option<TcpListener>,
 }
 
 async fn bind(config: &Config) -> Result<Bound> {
@@ -131,6 +132,11 @@ async fn bind(config: &Config) -> Result<Bound> {
         executor: bind(config.services.executor.listen, "openclaw-executor").await?,
         bff: bind(config.services.bff.listen, "profile-backend-healthcare").await?,
         ui: bind(config.services.ui.listen, "profile-ui-healthcare").await?,
+        sandbox: if config.sandbox.enabled {
+            Some(bind(config.sandbox.listen, "the provider sandbox").await?)
+        } else {
+            None
+        },
     })
 }
 
@@ -216,7 +222,26 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         config.server.public_base_url = config.services.core.url.clone();
     }
     let ui_url = http_url(bound.ui.local_addr()?)?;
-    let services = [
+    // Providers that point at the configured sandbox address point at the bound one.
+    if let Some(listener) = &bound.sandbox {
+        let configured = http_url(config.sandbox.listen)?;
+        let actual = http_url(listener.local_addr()?)?;
+        config.sandbox.listen = listener.local_addr()?;
+        let p = &mut config.providers;
+        for base in [
+            p.twilio.as_mut().map(|t| &mut t.base_url),
+            p.stripe.as_mut().map(|s| &mut s.base_url),
+            p.calendly.as_mut().map(|c| &mut c.base_url),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if *base == configured {
+                *base = actual.clone();
+            }
+        }
+    }
+    let mut services = vec![
         ("core-engine", config.services.core.url.clone()),
         ("openclaw-executor", http_url(bound.executor.local_addr()?)?),
         (
@@ -225,6 +250,9 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         ),
         ("profile-ui-healthcare", ui_url.clone()),
     ];
+    if bound.sandbox.is_some() {
+        services.push(("sandbox", http_url(config.sandbox.listen)?));
+    }
 
     let shutdown = CancellationToken::new();
     let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
@@ -265,6 +293,11 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
                     .map_err(|e| e.to_string()),
             )
         });
+    }
+    if let Some(listener) = bound.sandbox {
+        let settings = aro_sandbox::SandboxSettings::from_config(&config).context("sandbox settings")?;
+        let t = shutdown.clone();
+        tasks.spawn(async move { ("sandbox", aro_sandbox::run(settings, listener, t).await.map_err(|e| e.to_string())) });
     }
     {
         let t = shutdown.clone();
