@@ -22,6 +22,14 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Python tools for independent checks (standardwebhooks, schemathesis)"
+VENV="${ARO_TEST_VENV:-$PWD/target/test-venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+export ARO_TEST_PYTHON="$VENV/bin/python"
+
 step "PostgreSQL for the test run"
 eval "$(scripts/pg-cluster.sh start)"
 export ARO_REQUIRE_POSTGRES=1
