@@ -1,8 +1,13 @@
 //! `aro`: the operator's command. Each subcommand lives in its own module; this file only parses
 //! arguments and turns errors into a readable message and a non-zero exit status.
 
+mod admin_client;
+mod classify;
+mod clock;
 mod common;
+mod events;
 mod migrate;
+mod tenant;
 mod token;
 mod up;
 
@@ -28,6 +33,14 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Service tokens.
     Token(token::TokenArgs),
+    /// Tenants (clinics).
+    Tenant(tenant::TenantArgs),
+    /// The sandbox's business clock.
+    Clock(clock::ClockArgs),
+    /// The event log.
+    Events(events::EventsArgs),
+    /// How ARO reads a patient's reply.
+    Classify(classify::ClassifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +60,10 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Token(args) => token::run(args),
+            Command::Tenant(args) => tenant::run(args).await,
+            Command::Clock(args) => clock::run(args).await,
+            Command::Events(args) => events::run(args).await,
+            Command::Classify(args) => classify::run(args).await,
         }
     });
     match result {

@@ -295,9 +295,17 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         });
     }
     if let Some(listener) = bound.sandbox {
-        let settings = aro_sandbox::SandboxSettings::from_config(&config).context("sandbox settings")?;
+        let settings =
+            aro_sandbox::SandboxSettings::from_config(&config).context("sandbox settings")?;
         let t = shutdown.clone();
-        tasks.spawn(async move { ("sandbox", aro_sandbox::run(settings, listener, t).await.map_err(|e| e.to_string())) });
+        tasks.spawn(async move {
+            (
+                "sandbox",
+                aro_sandbox::run(settings, listener, t)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        });
     }
     {
         let t = shutdown.clone();
@@ -314,6 +322,9 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
             match ready {
                 Ok(true) => {
                     println!("ARO is ready: open {ui_url} (data in {})", data_dir.display());
+                    for (name, url) in &services {
+                        println!("  {name:<28} {url}");
+                    }
                     let _ = std::io::stdout().flush();
                 }
                 Ok(false) => {}

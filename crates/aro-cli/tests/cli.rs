@@ -27,6 +27,12 @@ fn output(cmd: &mut Command) -> (bool, String, String) {
 
 /// Starts `aro up` and waits for its ready line; returns the child and the UI URL.
 fn up(data_dir: &Path) -> (Child, String) {
+    let (child, urls) = up_with_urls(data_dir);
+    (child, urls["ui"].clone())
+}
+
+/// Starts `aro up`; returns the child and each service's address (`ui`, `core-engine`, …).
+fn up_with_urls(data_dir: &Path) -> (Child, std::collections::HashMap<String, String>) {
     let mut child = aro()
         .args(["up", "--data-dir"])
         .arg(data_dir)
@@ -49,7 +55,18 @@ fn up(data_dir: &Path) -> (Child, String) {
         .find(|w| w.starts_with("http://"))
         .expect("the ready line names the UI address")
         .to_owned();
-    (child, url)
+    let mut urls = std::collections::HashMap::new();
+    urls.insert("ui".to_owned(), url);
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        let mut words = line.split_whitespace();
+        if let (Some(name), Some(url)) = (words.next(), words.next()) {
+            urls.insert(name.to_owned(), url.to_owned());
+        }
+        if urls.contains_key("sandbox") {
+            break;
+        }
+    }
+    (child, urls)
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
@@ -153,6 +170,107 @@ fn aro_up_creates_its_data_dir_serves_and_stops_on_sigterm() {
     );
     assert!(!ok);
     assert!(err.contains("unknown scope"), "{err}");
+}
+
+#[test]
+fn operators_add_tenants_move_the_sandbox_clock_and_rebuild_the_read_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("aro-data");
+    let (mut child, urls) = up_with_urls(&data);
+    let core = urls["core-engine"].clone();
+    let cli = |args: &[&str]| {
+        output(
+            aro()
+                .env("ARO_SERVICES__CORE__URL", &core)
+                .args(args)
+                .arg("--data-dir")
+                .arg(&data),
+        )
+    };
+    let (ok, out, err) = cli(&[
+        "tenant",
+        "add",
+        "clinic-north",
+        "--name",
+        "North Clinic",
+        "--timezone",
+        "America/Chicago",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"clinic-north\"") && out.contains("America/Chicago"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&[
+        "tenant",
+        "add",
+        "clinic-north",
+        "--name",
+        "Again",
+        "--timezone",
+        "America/Chicago",
+    ]);
+    assert!(!ok && err.contains("TENANT_EXISTS"), "{err}");
+    let (ok, _, err) = cli(&[
+        "tenant",
+        "add",
+        "Bad Id",
+        "--name",
+        "X",
+        "--timezone",
+        "America/Chicago",
+    ]);
+    assert!(!ok && err.contains("id"), "{err}");
+    let (ok, _, err) = cli(&[
+        "tenant",
+        "add",
+        "clinic-x",
+        "--name",
+        "X",
+        "--timezone",
+        "Mars/Base",
+    ]);
+    assert!(!ok && err.contains("timezone"), "{err}");
+
+    let (ok, before, err) = cli(&["clock", "now"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(&["clock", "advance", "25h"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"firedTimers\"") && out.contains("\"settled\": true"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&["clock", "set", "2001-01-01T00:00:00Z"]);
+    assert!(!ok && err.contains("CLOCK_BACKWARDS"), "{err}");
+    let (ok, after, _) = cli(&["clock", "now"]);
+    assert!(ok && before != after);
+
+    assert!(terminate(&mut child).success());
+    let (ok, out, err) = cli(&["events", "rebuild"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("rebuilt from "), "{out}");
+}
+
+#[test]
+fn classify_reads_replies_offline_with_the_built_in_pack() {
+    for (text, intent) in [
+        ("C", "confirm"),
+        ("should I stop my medication?", "question"),
+        ("STOP", "opt_out"),
+    ] {
+        let (ok, out, err) = output(aro().args(["classify", text]));
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["intent"], intent, "{text}");
+        assert_eq!(v["source"], "rules");
+    }
+    let (ok, out, _) = output(aro().args(["classify", "S", "--lang", "es"]));
+    assert!(
+        ok && out.contains("\"confirm\"") && out.contains("\"es\""),
+        "{out}"
+    );
+    let (ok, _, err) = output(aro().args(["classify", "C", "--tenant", "default"]));
+    assert!(!ok && err.contains("--data-dir"), "{err}");
 }
 
 #[test]
