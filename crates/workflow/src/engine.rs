@@ -520,6 +520,7 @@ impl Engine {
                             not_after: row.not_after,
                             attempt: row.attempt,
                             lease_until: real_now + lease,
+                            created_at: row.created_at,
                         });
                     }
                     Ok(out)

@@ -87,6 +87,9 @@ pub struct ClaimedExecution {
     pub not_after: Option<DateTime<Utc>>,
     pub attempt: i64,
     pub lease_until: DateTime<Utc>,
+    /// When core wrote the execution (real time): nothing it caused can be older, so the
+    /// executor bounds its look-up for an earlier, unseen send with it.
+    pub created_at: DateTime<Utc>,
 }
 
 /// What the executor reports.
