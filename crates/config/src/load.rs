@@ -180,6 +180,18 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             "must name a file",
         ));
     }
+    if !(5..=3600).contains(&config.services.executor.lease_secs) {
+        return Err(ConfigError::invalid(
+            "services.executor.lease_secs",
+            "must be 5–3600 seconds",
+        ));
+    }
+    if !(1..=100).contains(&config.services.executor.max_in_flight) {
+        return Err(ConfigError::invalid(
+            "services.executor.max_in_flight",
+            "must be 1–100",
+        ));
+    }
     let urls = [
         ("services.core.url", &config.services.core.url),
         ("services.bff.url", &config.services.bff.url),

@@ -107,6 +107,19 @@ pub struct ExecutorServiceConfig {
     pub listen: SocketAddr,
     /// Token for core (scope `executions:claim`, tenants `*`); `aro up` mints one at start.
     pub core_token: Option<Secret>,
+    /// The lease asked for each claimed execution (5–3600 s). Heartbeats renew it while a
+    /// call runs; an executor that dies has its executions re-offered after at most this long.
+    #[serde(
+        default = "defaults::executor_lease_secs",
+        deserialize_with = "lenient::u32"
+    )]
+    pub lease_secs: u32,
+    /// Executions performed at once (1–100); each claim asks for at most the free room.
+    #[serde(
+        default = "defaults::executor_max_in_flight",
+        deserialize_with = "lenient::u32"
+    )]
+    pub max_in_flight: u32,
 }
 
 impl Default for ExecutorServiceConfig {
@@ -114,6 +127,8 @@ impl Default for ExecutorServiceConfig {
         Self {
             listen: defaults::executor_listen(),
             core_token: None,
+            lease_secs: defaults::executor_lease_secs(),
+            max_in_flight: defaults::executor_max_in_flight(),
         }
     }
 }
@@ -324,6 +339,12 @@ pub(crate) mod defaults {
     }
     pub fn executor_listen() -> SocketAddr {
         addr("127.0.0.1:7300")
+    }
+    pub fn executor_lease_secs() -> u32 {
+        60
+    }
+    pub fn executor_max_in_flight() -> u32 {
+        16
     }
     pub fn bff_listen() -> SocketAddr {
         addr("127.0.0.1:7200")
