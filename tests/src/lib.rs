@@ -136,3 +136,107 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// A service token signed with the test signing key (audience `core`).
+pub fn token(scopes: &[&str], tenants: &[&str]) -> String {
+    token_issued(
+        scopes,
+        tenants,
+        std::time::Duration::from_secs(600),
+        SIGNING_KEY,
+        0,
+    )
+}
+
+/// A token issued `issued_secs_ago` seconds ago with lifetime `ttl`, signed with `key`.
+pub fn token_issued(
+    scopes: &[&str],
+    tenants: &[&str],
+    ttl: std::time::Duration,
+    key: &str,
+    issued_secs_ago: i64,
+) -> String {
+    use aro_security::tokens::{Scope, TenantGrant, TokenSigner};
+    use std::str::FromStr;
+    let scopes: Vec<Scope> = scopes
+        .iter()
+        .map(|s| Scope::from_str(s).expect("known scope"))
+        .collect();
+    let grant = if tenants == ["*"] {
+        TenantGrant::All
+    } else {
+        TenantGrant::Only(tenants.iter().map(|t| (*t).to_owned()).collect())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+        - issued_secs_ago;
+    TokenSigner::new(key.as_bytes())
+        .expect("signing key")
+        .issue("tests", "core", &scopes, grant, ttl, now)
+        .expect("token")
+}
+
+/// An admin token for every tenant.
+pub fn admin_token() -> String {
+    token(
+        &["admin", "commands:write", "events:read", "executions:claim"],
+        &["*"],
+    )
+}
+
+/// Creates a tenant through core's admin API.
+pub async fn create_tenant(core: &Running, id: &str) {
+    let resp = http()
+        .post(core.url.join("v1/admin/tenants").expect("url"))
+        .bearer_auth(admin_token())
+        .json(&serde_json::json!({"id": id, "name": format!("Clinic {id}"), "timezone": "America/New_York"}))
+        .send()
+        .await
+        .expect("create tenant");
+    assert_eq!(resp.status().as_u16(), 201, "creating tenant {id}");
+}
+
+/// Posts a command; returns status, body and headers.
+pub async fn post_command(
+    core: &Running,
+    token: &str,
+    tenant: &str,
+    key: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let mut req = http()
+        .post(core.url.join("v1/commands").expect("url"))
+        .bearer_auth(token)
+        .header("x-tenant-id", tenant)
+        .json(body);
+    if let Some(k) = key {
+        req = req.header("idempotency-key", k);
+    }
+    let resp = req.send().await.expect("post command");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (
+        status,
+        resp.json().await.unwrap_or(serde_json::Value::Null),
+        headers,
+    )
+}
+
+/// The short test templates and policies (tests/fixtures/tenant-config.json) for a tenant.
+pub async fn install_test_config(core: &Running, tenant: &str) {
+    let config: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/tenant-config.json")).expect("fixture");
+    let body = serde_json::json!({"commandType": "tenant.update_config", "tenantId": tenant,
+        "aggregate": {"type": "tenant", "id": tenant}, "payload": config});
+    let (status, answer, _) = post_command(
+        core,
+        &admin_token(),
+        tenant,
+        Some(&format!("config-{tenant}")),
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "installing the test configuration: {answer}");
+}

@@ -52,6 +52,10 @@ pub fn error_answer(e: &EngineError) -> (u16, Value) {
             false,
         ),
         EngineError::NotFound(what) => (404, "NOT_FOUND", json!({"resource": what}), false),
+        EngineError::Conflict {
+            code: "IDEMPOTENCY_KEY_REUSED",
+            ..
+        } => (422, "IDEMPOTENCY_KEY_REUSED", json!({}), false),
         EngineError::Conflict { code, .. } => (409, code, json!({}), *code == "CONCURRENT_UPDATE"),
         EngineError::Guardrail { code, .. } => (422, code, json!({}), false),
         EngineError::Store(s) if s.is_retryable() => (503, "UNAVAILABLE", json!({}), true),

@@ -125,7 +125,9 @@ fn sandbox_only(state: &AppState) -> Result<(), ApiError> {
 
 async fn get_clock(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     sandbox_only(&state)?;
-    let _ = caller;
+    if !caller.is_admin() {
+        caller.require(Scope::EventsRead)?;
+    }
     Ok(axum::Json(json!({"now": state.engine.clock().now()})).into_response())
 }
 
@@ -136,6 +138,9 @@ struct MoveClock {
     advance: Option<String>,
     #[serde(default)]
     set: Option<DateTime<Utc>>,
+    /// How long to wait for the resulting work to settle (0–30 s, default 30).
+    #[serde(default)]
+    wait_seconds: Option<u64>,
 }
 
 async fn move_clock(
@@ -187,7 +192,14 @@ async fn move_clock(
         .map_err(api_error)?;
     state.events_appended.notify_waiters();
     state.work_available.notify_waiters();
-    let settled = wait_settled(&state).await;
+    let wait = match req.wait_seconds {
+        Some(s) if s > SETTLE_TIMEOUT.as_secs() => {
+            return Err(ApiError::validation("waitSeconds", "must be 0–30"));
+        }
+        Some(s) => Duration::from_secs(s),
+        None => SETTLE_TIMEOUT,
+    };
+    let settled = wait_settled(&state, wait).await;
     Ok(axum::Json(
         json!({"now": state.engine.clock().now(), "firedTimers": fired, "settled": settled}),
     )
@@ -196,8 +208,8 @@ async fn move_clock(
 
 /// Waits until no execution is open and no timer is due, twice in a row (callbacks and
 /// replies may start new work right after the queue empties), or the timeout.
-async fn wait_settled(state: &AppState) -> bool {
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
+async fn wait_settled(state: &AppState, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
     let mut quiet = 0;
     while Instant::now() < deadline {
         // Fire anything that fell due from work done meanwhile.
@@ -211,7 +223,10 @@ async fn wait_settled(state: &AppState) -> bool {
             }
             _ => quiet = 0,
         }
+        if Instant::now() + Duration::from_millis(100) >= deadline {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    false
+    matches!(state.engine.is_settled().await, Ok(true))
 }

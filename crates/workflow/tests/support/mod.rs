@@ -205,30 +205,11 @@ pub fn booking(external: &str, name: &str, phone: &str, starts: DateTime<Utc>) -
     })
 }
 
-/// Short templates: these tests are about behaviour, not wording.
+/// Short templates (tests/fixtures/tenant-config.json): these tests are about behaviour, not
+/// wording; the real words are the healthcare pack's.
 pub fn test_config() -> Value {
-    json!({
-        "policies": {"reminderOffsetsHours": [48, 24], "sendWindow": {"start": "08:00", "end": "21:00"},
-                     "maxMessagesPer24h": 3, "classificationThreshold": 0.7, "correctionWindowHours": 72},
-        "templates": {"en": {
-            "reminder_48h": "Hi {{firstName}}, visit {{date}} {{time}} at {{clinicName}}. Reply C to confirm, N to cancel, R to reschedule.",
-            "reminder_24h": "Tomorrow {{time}}: {{clinicName}}. Reply C to confirm. STOP to opt out.",
-            "confirm_ack": "Thanks {{firstName}}, see you {{date}} {{time}}.",
-            "cancel_ack": "To cancel: {{link}}",
-            "reschedule_ack": "To reschedule: {{link}}",
-            "help": "{{clinicName}}: call {{clinicPhone}}. STOP to opt out.",
-            "opt_out_confirmation": "You will get no more texts from {{clinicName}}. Reply START to resume.",
-            "opt_out_cancel_confirmation": "No more texts. To cancel a visit call {{clinicPhone}}.",
-            "opt_in_confirmation": "Texts from {{clinicName}} resumed.",
-            "review_request": "Thanks for visiting {{clinicName}}. Review: {{link}}",
-            "rebook_offer": "Time for your next visit? {{link}}",
-            "no_show_recovery": "We missed you at {{clinicName}}. Rebook: {{link}}",
-            "deposit_request": "A deposit holds your visit: {{link}}",
-            "deposit_nudge": "Reminder: deposit link {{link}}"
-        }},
-        "replyCodes": {"en": {"confirm": ["C"], "cancel": ["N"], "reschedule": ["R"]},
-                       "es": {"confirm": ["S"], "cancel": ["N"], "reschedule": ["R"]}},
-        "mappings": {"eventTypes": {"checkup": {"service": "Checkup", "priceMinor": 12000, "currency": "USD"}}},
-        "bookingLink": "https://example.org/book"
-    })
+    serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/tenant-config.json"
+    ))
+    .unwrap()
 }
