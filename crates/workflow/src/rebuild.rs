@@ -99,6 +99,12 @@ async fn apply(
             .get("noShowCount")
             .and_then(Value::as_i64)
             .unwrap_or(0) as i32;
+        if let Some(at) = payload
+            .get("updatedAt")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        {
+            c.updated_at = at;
+        }
         let at = c.updated_at;
         tx.update_customer(&c, at).await?;
     }

@@ -92,7 +92,7 @@ pub async fn recompute(ctx: &mut Ctx<'_, '_>, mut customer: Customer) -> EngineR
         EventType::CustomerRiskUpdated,
         AggregateRef::new("customer", customer.id.as_str()),
         json!({"customerId": customer.id, "riskScore": new_score, "previousRiskScore": previous,
-               "noShowCount": new_no_shows, "highRisk": needs_deposit(&customer, ctx.tenant.config.policies.high_risk_threshold)}),
+               "noShowCount": new_no_shows, "updatedAt": customer.updated_at, "highRisk": needs_deposit(&customer, ctx.tenant.config.policies.high_risk_threshold)}),
         None,
     );
     Ok(customer)
