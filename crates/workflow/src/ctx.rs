@@ -69,10 +69,13 @@ impl<'a, 't> Ctx<'a, 't> {
         self.tenant.id.as_str()
     }
 
-    /// Where Twilio reports delivery of this tenant's texts.
-    pub fn tenant_status_callback(&self) -> String {
+    /// Where Twilio reports delivery of one of this tenant's texts. The message id rides in
+    /// the query (`?m=`), which Twilio signs as part of the URL, so a callback that arrives
+    /// before the executor has reported the provider's id still finds its message. Our ids are
+    /// `msg_` + hex, so they need no escaping.
+    pub fn tenant_status_callback(&self, message_id: &str) -> String {
         format!(
-            "{}/v1/webhooks/twilio/{}/status",
+            "{}/v1/webhooks/twilio/{}/status?m={message_id}",
             self.settings.public_base_url.trim_end_matches('/'),
             self.tenant.id
         )

@@ -4,6 +4,7 @@
 //! as canonical events. Deterministic: the same events in, the same state out.
 
 pub mod audit;
+pub mod bookings;
 pub mod clock;
 pub mod commands;
 pub mod consent;

@@ -311,7 +311,7 @@ pub async fn enqueue_text(
             updated_at: now,
         })
         .await?;
-    let status_callback = ctx.tenant_status_callback();
+    let status_callback = ctx.tenant_status_callback(&message_id);
     let payload = json!({
         "to": text.to.as_str(),
         "channel": "sms",

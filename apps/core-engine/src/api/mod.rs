@@ -6,6 +6,7 @@ pub mod engine_error;
 pub mod events;
 pub mod executions;
 pub mod subscriptions;
+pub mod webhooks;
 
 use crate::AppState;
 use axum::Router;
@@ -17,5 +18,6 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(events::router())
         .merge(subscriptions::router())
+        .merge(webhooks::router())
         .with_state(state)
 }

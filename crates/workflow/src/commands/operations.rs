@@ -92,6 +92,34 @@ pub async fn record_delivery_status(
     envelope: &CommandEnvelope,
 ) -> EngineResult<AggregateRef> {
     let p: DeliveryPayload = parse_payload(&envelope.payload)?;
+    apply_delivery_status(
+        ctx,
+        &p.provider_ref,
+        &p.status,
+        p.error_code,
+        p.message_id.as_deref(),
+    )
+    .await
+}
+
+/// A provider's delivery report for one of our texts (the `message.record_delivery_status`
+/// command and Twilio's status callbacks alike): finds the message by the provider's id, else
+/// by ours, and moves its status forward only (a late `sent` never undoes `delivered`).
+/// `status` is Twilio's word; an unknown one is a validation error, an unknown message
+/// `NotFound("message")`.
+pub async fn apply_delivery_status(
+    ctx: &mut Ctx<'_, '_>,
+    provider_ref: &str,
+    status: &str,
+    error_code: Option<String>,
+    message_id: Option<&str>,
+) -> EngineResult<AggregateRef> {
+    let p = DeliveryPayload {
+        provider_ref: provider_ref.to_owned(),
+        status: status.to_owned(),
+        error_code,
+        message_id: message_id.map(str::to_owned),
+    };
     let status = delivery_status(&p.status)
         .ok_or_else(|| EngineError::validation("payload.status", "not a delivery status"))?;
     let tenant = ctx.tenant_id().to_owned();
