@@ -136,6 +136,20 @@ impl<'a, 't> Ctx<'a, 't> {
         self.pending.len()
     }
 
+    /// Payment link ids of `payment.link_created` events queued in this step.
+    pub fn pending_payment_links(&self) -> Vec<String> {
+        self.pending
+            .iter()
+            .filter(|e| e.event_type == EventType::PaymentLinkCreated)
+            .filter_map(|e| {
+                e.payload
+                    .get("paymentLinkId")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
     /// Appends every queued event, in order; returns their seqs.
     pub async fn finish(&mut self) -> EngineResult<Vec<i64>> {
         let mut seqs = Vec::with_capacity(self.pending.len());

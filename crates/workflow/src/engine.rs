@@ -14,6 +14,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 
+use aro_domain::tenant::ClassificationResidency as Residency;
+
+const CLASSIFY: &str = "classification.classify_reply";
+
 /// The actor of decisions the engine takes by itself (timers, results).
 pub const ENGINE_ACTOR: &str = "engine";
 /// Idempotency keys are kept at least this long (DESIGN.md: ≥ 72 h).
@@ -446,6 +450,7 @@ impl Engine {
     }
 
     /// Hands out up to `limit` executions with a lease; expired ones are marked, never handed out.
+    /// Classification of tenants whose LLM runs in core-engine is left for core's own worker.
     pub async fn claim_executions(
         &self,
         owner: &str,
@@ -453,6 +458,45 @@ impl Engine {
         lease: Duration,
         types: Option<Vec<String>>,
         allowed_tenants: Option<Vec<String>>,
+    ) -> EngineResult<Vec<ClaimedExecution>> {
+        self.claim(
+            owner,
+            limit,
+            lease,
+            types,
+            allowed_tenants,
+            Residency::OpenclawExecutor,
+        )
+        .await
+    }
+
+    /// Claims the reply classifications of tenants whose LLM runs in core-engine (never both:
+    /// ADR-0006 "Classification Residency").
+    pub async fn claim_core_classifications(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> EngineResult<Vec<ClaimedExecution>> {
+        self.claim(
+            owner,
+            limit,
+            lease,
+            Some(vec![CLASSIFY.to_owned()]),
+            None,
+            Residency::CoreEngine,
+        )
+        .await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+        types: Option<Vec<String>>,
+        allowed_tenants: Option<Vec<String>>,
+        claimant: Residency,
     ) -> EngineResult<Vec<ClaimedExecution>> {
         let now = self.clock.now();
         let owner = owner.to_owned();
@@ -473,6 +517,15 @@ impl Engine {
                             .is_some_and(|t| !t.contains(&row.tenant_id))
                         {
                             continue;
+                        }
+                        if row.command_type == CLASSIFY || claimant == Residency::CoreEngine {
+                            let residency = tx
+                                .get_tenant(&row.tenant_id)
+                                .await?
+                                .map(|(t, _)| t.classification_residency);
+                            if residency.unwrap_or_default() != claimant {
+                                continue;
+                            }
                         }
                         if row.not_after.is_some_and(|na| na < now) {
                             let mut ctx = Ctx::new(

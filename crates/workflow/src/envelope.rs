@@ -23,6 +23,7 @@ pub const COMMAND_TYPES: &[&str] = &[
     "audit.record",
 ];
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateInput {
@@ -32,6 +33,7 @@ pub struct AggregateInput {
     pub id: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommandEnvelope {
@@ -49,6 +51,7 @@ pub struct CommandEnvelope {
 }
 
 /// The 200 answer of an applied command.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommandOutcome {

@@ -76,6 +76,7 @@ pub async fn enqueue(ctx: &mut Ctx<'_, '_>, e: NewExecution<'_>) -> EngineResult
 }
 
 /// An execution as the executor receives it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimedExecution {
@@ -93,6 +94,7 @@ pub struct ClaimedExecution {
 }
 
 /// What the executor reports.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionResult {
@@ -110,6 +112,7 @@ pub struct ExecutionResult {
     pub retry_after_seconds: Option<u64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultStatus {
@@ -117,6 +120,7 @@ pub enum ResultStatus {
     Failed,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultError {
     pub code: String,

@@ -252,6 +252,8 @@ async fn send_reminder(
     match sent {
         Sent::Queued { .. } => {
             visits::mark_reminder_outcome(ctx, a.id.as_str(), &template, "sent", None).await?;
+            // A deposit link waiting for this visit goes out with its first reminder.
+            crate::followups::send_deposit_request(ctx, a).await?;
             let more = ctx
                 .tx
                 .raw()

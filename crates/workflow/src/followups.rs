@@ -15,22 +15,45 @@ use aro_store::engine_rows::{ExecutionRow, PaymentLinkRow};
 use chrono::Duration;
 use serde_json::{Value, json};
 
+/// When a follow-up due at `t` may go out: inside the send window of the patient's zone (else
+/// the clinic's), so nobody is texted at night.
+pub fn windowed(
+    ctx: &Ctx<'_, '_>,
+    a: &Appointment,
+    t: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    let zone = a.zone.unwrap_or(ctx.tenant.zone).tz();
+    crate::plan::next_send_time(t, zone, ctx.tenant.config.policies.send_window)
+}
+
+/// After a completed visit: the review request (default 6 h later) and the rebooking offer
+/// (default 3 days later; ADR 0008), each moved into the send window.
 pub async fn schedule_after_visit(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<()> {
     let policies = ctx.tenant.config.policies.clone();
+    let review_at = windowed(
+        ctx,
+        a,
+        ctx.now + Duration::hours(i64::from(policies.review_delay_hours)),
+    );
     timers::schedule(
         ctx,
         TimerKind::ReviewRequest,
         a.id.as_str(),
-        ctx.now + Duration::hours(i64::from(policies.review_delay_hours)),
+        review_at,
         json!({}),
     )
     .await?;
     if policies.rebook_delay_days > 0 {
+        let rebook_at = windowed(
+            ctx,
+            a,
+            ctx.now + Duration::days(i64::from(policies.rebook_delay_days)),
+        );
         timers::schedule(
             ctx,
             TimerKind::RebookOffer,
             a.id.as_str(),
-            ctx.now + Duration::days(i64::from(policies.rebook_delay_days)),
+            rebook_at,
             json!({}),
         )
         .await?;
@@ -304,28 +327,58 @@ async fn deposit_link_created(
     let Some(a) = ctx.tx.get_appointment(&tenant, &appointment_id).await? else {
         return Ok(());
     };
+    // The link goes out with the visit's first reminder; if one has already gone, now.
+    let reminded = ctx
+        .tx
+        .raw()
+        .reminder_logs_for_appointment(&tenant, &appointment_id)
+        .await?
+        .iter()
+        .any(|l| l.status == "sent");
+    if reminded {
+        send_deposit_request(ctx, &a).await?;
+    }
+    Ok(())
+}
+
+/// Texts the open deposit link of a visit (once) and schedules the nudge. Called when the
+/// visit's first reminder goes out, or when the link is ready after that.
+pub async fn send_deposit_request(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<()> {
     if !a.status.is_upcoming() {
         return Ok(());
     }
-    let Some(customer) = customer_of(ctx, &a).await? else {
+    let links = open_links_for(ctx, a).await?;
+    let Some(mut link) = links.into_iter().find(|l| l.status == "open") else {
         return Ok(());
     };
-    crate::outbound::send_to_patient(
+    let Some(customer) = customer_of(ctx, a).await? else {
+        return Ok(());
+    };
+    let sent = crate::outbound::send_to_patient(
         ctx,
         PatientText {
             customer: &customer,
-            appointment: Some(&a),
+            appointment: Some(a),
             template: "deposit_request",
             purpose: "deposit_request",
-            link: url,
+            link: link.url.clone(),
             direct_answer: false,
             confirms_opt_out: false,
             not_after: Some(a.starts_at),
         },
     )
     .await?;
+    if matches!(sent, Sent::Refused(_)) {
+        return Ok(());
+    }
+    link.status = "sent".into();
+    ctx.tx.raw().update_payment_link(&link).await?;
     let policies = ctx.tenant.config.policies.clone();
-    let nudge_at = ctx.now + Duration::hours(i64::from(policies.deposit_nudge_after_hours));
+    let nudge_at = windowed(
+        ctx,
+        a,
+        ctx.now + Duration::hours(i64::from(policies.deposit_nudge_after_hours)),
+    );
     if nudge_at < a.starts_at {
         timers::schedule(
             ctx,
@@ -337,6 +390,50 @@ async fn deposit_link_created(
         .await?;
     }
     Ok(())
+}
+
+async fn open_links_for(
+    ctx: &mut Ctx<'_, '_>,
+    a: &Appointment,
+) -> EngineResult<Vec<PaymentLinkRow>> {
+    let tenant = ctx.tenant_id().to_owned();
+    // Links are few per visit; they are found through the visit's `payment.link_created` events.
+    let mut out = Vec::new();
+    for link_id in deposit_link_ids(ctx, a).await? {
+        if let Some(l) = ctx.tx.raw().get_payment_link(&tenant, &link_id).await? {
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
+/// The deposit links requested for a visit, from its `payments.generate_deposit_link` executions.
+async fn deposit_link_ids(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<Vec<String>> {
+    let tenant = ctx.tenant_id().to_owned();
+    let events = ctx
+        .tx
+        .events(&aro_store::EventQuery {
+            tenant_id: Some(tenant),
+            after: 0,
+            limit: 1000,
+            event_type: Some(EventType::PaymentLinkCreated.as_str().to_owned()),
+            aggregate_id: Some(a.id.to_string()),
+        })
+        .await?;
+    let mut ids: Vec<String> = events
+        .iter()
+        .filter_map(|e| {
+            e.payload
+                .get("paymentLinkId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    // Links created in this very transaction are not in the log yet: look at pending events too.
+    ids.extend(ctx.pending_payment_links());
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// A day after the deposit link: a nudge if unpaid, and a staff alert later.
@@ -414,5 +511,5 @@ async fn open_deposit(
         .raw()
         .get_payment_link(&tenant, id)
         .await?
-        .filter(|l| l.status == "open"))
+        .filter(|l| matches!(l.status.as_str(), "open" | "sent")))
 }

@@ -11,21 +11,31 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// What it takes to create a tenant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTenant {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[a-z0-9][a-z0-9_-]{0,62}$", example = "default"))]
     pub id: TenantId,
     pub name: String,
+    /// An IANA time zone.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "America/New_York"))]
     pub timezone: Zone,
+    /// The ISO 3166 region phone numbers are read in (default `US`).
     #[serde(default = "default_region")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "US"))]
     pub region: Region,
+    /// The default ISO 639-1 language of patients (default `en`).
     #[serde(default = "Language::english")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "en"))]
     pub language: Language,
     #[serde(default)]
     pub clinic_phone: Option<String>,
     #[serde(default)]
     pub review_link: Option<String>,
+    /// Where LLM classification runs: `core-engine` or `openclaw-executor` (the default).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "openclaw-executor"))]
     pub classification_residency: ClassificationResidency,
     /// Execution types the executor may run for this tenant (deny by default); `None` grants
     /// the standard set a clinic needs.
