@@ -95,7 +95,7 @@ on_both!(
             e.payload["statusCallback"]
                 .as_str()
                 .unwrap()
-                .ends_with("/v1/webhooks/twilio/default/status")
+                .contains("/v1/webhooks/twilio/default/status?m=msg_")
         );
         assert!(e.not_after.is_some());
         h.engine
