@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod plan;
 pub mod rebuild;
 pub mod replies;
+pub mod reports;
 pub mod results;
 pub mod risk;
 pub mod snapshot;
