@@ -117,7 +117,7 @@ impl Default for Policies {
             escalate_after_hours: 2,
             review_delay_hours: 6,
             review_cooldown_days: 90,
-            rebook_delay_days: 28,
+            rebook_delay_days: 3,
             high_risk_threshold: 70,
             deposit_minor: 2500,
             deposit_currency: "USD".to_owned(),
