@@ -29,6 +29,8 @@ pub enum Refusal {
     MessageCap,
     TemplateMissing,
     TemplateTooLong,
+    /// The template needs a value the visit does not have (e.g. no cancel link).
+    MissingValue,
 }
 
 impl Refusal {
@@ -39,6 +41,7 @@ impl Refusal {
             Self::MessageCap => "message_cap",
             Self::TemplateMissing => "template_missing",
             Self::TemplateTooLong => "template_too_long",
+            Self::MissingValue => "missing_value",
         }
     }
 }
@@ -217,6 +220,9 @@ pub async fn send_to_patient(ctx: &mut Ctx<'_, '_>, text: PatientText<'_>) -> En
         Ok(r) => r,
         Err(aro_domain::TemplateError::Missing { .. }) => {
             return Ok(Sent::Refused(Refusal::TemplateMissing));
+        }
+        Err(aro_domain::TemplateError::MissingValue { .. }) => {
+            return Ok(Sent::Refused(Refusal::MissingValue));
         }
         Err(e) => {
             tracing::warn!(tenant = %ctx.tenant.id, template = text.template, error = %e, "send refused: template does not render");

@@ -361,6 +361,20 @@ async fn escalate(
     Ok(())
 }
 
+/// Answers with a link template, or with the help text (the clinic's phone) when the visit has
+/// no such link.
+async fn answer_with_link(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Matched,
+    template: &str,
+    link: Option<String>,
+) -> EngineResult<Sent> {
+    match link {
+        Some(link) => answer(ctx, m, template, Some(link)).await,
+        None => answer(ctx, m, "help", None).await,
+    }
+}
+
 async fn answer(
     ctx: &mut Ctx<'_, '_>,
     m: &Matched,
@@ -543,7 +557,7 @@ async fn apply_intent(
             )
             .await?;
             let link = a.cancel_url.clone().or_else(|| a.reschedule_url.clone());
-            answer(
+            answer_with_link(
                 ctx,
                 &Matched {
                     customer: m.customer.clone(),
@@ -557,7 +571,7 @@ async fn apply_intent(
         }
         Intent::Reschedule => {
             escalate(ctx, m, "reschedule_request", message_id).await?;
-            answer(ctx, m, "reschedule_ack", a.reschedule_url.clone()).await?;
+            answer_with_link(ctx, m, "reschedule_ack", a.reschedule_url.clone()).await?;
         }
         _ => {}
     }
