@@ -299,3 +299,62 @@ pub async fn record_deposit_paid(
     }
     Ok(Outcome::Applied(aggregate))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::appointments::CustomerInput;
+    use chrono::{TimeZone, Utc};
+
+    fn booking() -> UpsertPayload {
+        let starts = Utc.with_ymd_and_hms(2030, 3, 20, 15, 0, 0).unwrap();
+        UpsertPayload {
+            source: "calendly".into(),
+            external_id: "https://api.calendly.com/scheduled_events/E/invitees/I".into(),
+            customer: CustomerInput {
+                name: Some(format!("  {}  ", "a".repeat(300))),
+                phone: Some("call me".into()),
+                email: Some("not an email".into()),
+                timezone: Some("Mars/Olympus_Mons".into()),
+                language: Some("en".into()),
+            },
+            starts_at: starts,
+            ends_at: starts + chrono::Duration::minutes(30),
+            service_type: Some("Checkup".into()),
+            price_minor: None,
+            currency: None,
+            cancel_url: Some("javascript:alert(1)".into()),
+            reschedule_url: Some("https://calendly.com/reschedulings/I".into()),
+            channel: None,
+            previous_external_id: None,
+        }
+    }
+
+    #[test]
+    fn a_providers_optional_details_that_do_not_validate_are_dropped_not_fatal() {
+        let p = tolerant(booking());
+        assert_eq!(
+            p.customer.name.as_deref().map(str::len),
+            Some(MAX_NAME_CHARS)
+        );
+        assert_eq!(p.customer.email, None);
+        assert_eq!(p.customer.timezone, None);
+        assert_eq!(p.customer.language.as_deref(), Some("en"));
+        // The number stays as typed: the booking validation reads it and flags the visit.
+        assert_eq!(p.customer.phone.as_deref(), Some("call me"));
+        assert_eq!(p.cancel_url, None);
+        assert!(p.reschedule_url.is_some());
+    }
+
+    #[test]
+    fn good_details_pass_unchanged() {
+        let mut b = booking();
+        b.customer.name = Some("Rosa Diaz".into());
+        b.customer.email = Some("rosa@example.org".into());
+        b.customer.timezone = Some("America/New_York".into());
+        let p = tolerant(b);
+        assert_eq!(p.customer.name.as_deref(), Some("Rosa Diaz"));
+        assert_eq!(p.customer.email.as_deref(), Some("rosa@example.org"));
+        assert_eq!(p.customer.timezone.as_deref(), Some("America/New_York"));
+    }
+}

@@ -184,3 +184,26 @@ pub async fn receive_status(
     .await?;
     Ok(empty_twiml())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_id_is_read_from_the_callback_query() {
+        assert_eq!(message_id(Some("m=msg_0123")).as_deref(), Some("msg_0123"));
+        assert_eq!(message_id(Some("a=1&m=msg_1")).as_deref(), Some("msg_1"));
+        assert_eq!(message_id(Some("m=")), None);
+        assert_eq!(message_id(Some(&format!("m={}", "x".repeat(65)))), None);
+        assert_eq!(message_id(None), None);
+    }
+
+    #[test]
+    fn whatsapp_addresses_are_told_from_sms_numbers() {
+        assert_eq!(
+            address("whatsapp:+14155552671"),
+            (Channel::Whatsapp, "+14155552671")
+        );
+        assert_eq!(address("+14155552671"), (Channel::Sms, "+14155552671"));
+    }
+}
