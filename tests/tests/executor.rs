@@ -534,6 +534,37 @@ async fn handlers_speak_to_the_sandbox_providers() {
     assert_eq!(booking["startsAt"], "2030-03-10T15:00:00Z");
     assert_eq!(booking["endsAt"], "2030-03-10T15:30:00Z");
 
+    // Cancelled while the look-up waited: nothing to book.
+    let cancelled = drill
+        .http
+        .post(
+            drill
+                .sandbox
+                .url
+                .join(&format!(
+                    "sandbox/bookings/{}/cancel",
+                    booked["id"].as_str().unwrap_or("")
+                ))
+                .expect("url"),
+        )
+        .send()
+        .await
+        .expect("cancel");
+    assert!(cancelled.status().is_success());
+    let refetched = handlers::perform(
+        &providers,
+        &claimed(
+            "booking.fetch_invitee",
+            1,
+            json!({"inviteeUri": invitee, "eventUri": null}),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(&refetched, Outcome::Succeeded { output, .. } if output["booking"].is_null()),
+        "{refetched:?}"
+    );
+
     // Without a model configured, classification fails at once and for good.
     let classify = handlers::perform(
         &providers,

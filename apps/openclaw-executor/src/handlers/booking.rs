@@ -1,6 +1,7 @@
 //! `booking.fetch_invitee`: a Calendly webhook arrived without everything core needs (older
 //! subscriptions carry only URIs), so the booking is read through the API here, never inside
-//! the webhook request, and handed back as the `appointment.upsert` payload core applies.
+//! the webhook request, and handed back as the `appointment.upsert` payload core applies
+//! (`{"booking": null}` when the invitee was cancelled meanwhile: nothing to book).
 //!
 //! `booking.request_reschedule_link`: no provider offers an API for a fresh reschedule link;
 //! the booking's own link (Calendly's `reschedule_url`, stored with the appointment) is the
@@ -62,6 +63,14 @@ pub(super) async fn fetch_invitee(
     let invitee = calendly.get_invitee(&p.invitee_uri).await;
     providers.observe(Provider::Calendly, &invitee);
     let invitee = invitee.map_err(|error| ExecutionFailure::from_provider(&error))?;
+    if invitee.status.as_deref() == Some("canceled") {
+        // Cancelled (or rescheduled away) while the look-up waited: nothing to book.
+        tracing::info!(execution = %execution.execution_id, "invitee cancelled meanwhile");
+        return Ok(Outcome::Succeeded {
+            provider_ref: Some(invitee.uri.clone()),
+            output: json!({"booking": null}),
+        });
+    }
     let event_uri = p
         .event_uri
         .filter(|u| !u.is_empty())
