@@ -984,7 +984,7 @@ both_engines!(
                 "source": "calendly",
                 "externalId": invitee,
                 "customer": {"name": "Rosa Diaz", "phone": "+1 415-555-2671",
-                             "email": "patient@example.org", "timezone": "America/New_York",
+                             "email": "not an address", "timezone": "America/New_York",
                              "language": null},
                 "startsAt": starts,
                 "endsAt": starts + Days::minutes(30),
@@ -997,6 +997,21 @@ both_engines!(
         .await;
         let booked = w.booked(&invitee).await;
         assert_eq!(booked.payload["appointment"]["needsContact"], false);
+        // The executor found no optional detail worth keeping malformed: an odd email is
+        // dropped as from a webhook. And a look-up that finds the invitee cancelled meanwhile
+        // reports `{"booking": null}`: nothing is booked.
+        let cancelled = format!("{event}/invitees/{}", unique("IN"));
+        let mut hook = hook.clone();
+        hook["payload"]["uri"] = json!(cancelled);
+        w.calendly(&hook).await.assert_received();
+        let claimed = w.claim("booking.fetch_invitee").await;
+        assert_eq!(claimed[0]["payload"]["inviteeUri"], cancelled.as_str());
+        w.report(
+            claimed[0]["executionId"].as_str().expect("id"),
+            json!({"status": "succeeded", "output": {"booking": null}}),
+        )
+        .await;
+        assert_eq!(w.events("appointment.booked").await.len(), 1);
         w.stop().await;
     }
 );

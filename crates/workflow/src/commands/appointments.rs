@@ -655,7 +655,8 @@ pub async fn mark_no_show(
     Ok(visits::aggregate(&a))
 }
 
-/// A Calendly look-up finished: the fetched booking is applied like a webhook's.
+/// A Calendly look-up finished: the fetched booking is applied like a webhook's
+/// (`output.booking`, an `appointment.upsert` payload; absent or null: nothing to book).
 pub async fn apply_fetched_booking(
     ctx: &mut Ctx<'_, '_>,
     _row: &ExecutionRow,
@@ -664,10 +665,10 @@ pub async fn apply_fetched_booking(
     let Some(output) = &result.output else {
         return Ok(());
     };
-    let Some(booking) = output.get("booking") else {
+    let Some(booking) = output.get("booking").filter(|b| !b.is_null()) else {
         return Ok(());
     };
     let payload: UpsertPayload = parse_payload(booking)?;
-    upsert(ctx, payload).await?;
+    crate::bookings::upsert_from_provider(ctx, payload).await?;
     Ok(())
 }
