@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -34,6 +34,20 @@ fn tenant_error(e: TenantError) -> ApiError {
     }
 }
 
+/// Creates a tenant (clinic), with a `tenant.created` event. Scope `admin`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants",
+    tag = "tenants",
+    operation_id = "createTenant",
+    request_body = aro_workflow::tenants::NewTenant,
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::TenantView),
+        (status = 409, description = "`TENANT_EXISTS`", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn create_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,6 +88,18 @@ fn public_tenant(t: &aro_domain::tenant::Tenant) -> serde_json::Value {
     })
 }
 
+/// The tenants the token grants. Scope `admin`.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    tag = "tenants",
+    operation_id = "listTenants",
+    responses(
+        (status = 200, description = "The tenants", body = crate::openapi::TenantList),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn list_tenants(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     // Also open to `commands:write`: a profile backend finds the tenants to install its pack
     // into without the admin scope (which creates tenants and moves the clock). Either way the
@@ -98,6 +124,19 @@ async fn list_tenants(State(state): State<AppState>, caller: Caller) -> Result<R
 }
 
 /// The caller's tenant, with its installed configuration.
+#[utoipa::path(
+    get,
+    path = "/v1/tenant",
+    tag = "tenants",
+    operation_id = "getCurrentTenant",
+    params(crate::openapi::TenantHeader),
+    responses(
+        (status = 200, description = "The tenant named by `X-Tenant-Id`", body = crate::openapi::CurrentTenant),
+        (status = 404, description = "`NOT_FOUND`: the token grants this tenant id, but no such tenant exists", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn current_tenant(
     State(state): State<AppState>,
     scope: TenantScope,
@@ -126,6 +165,19 @@ fn sandbox_only(state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// Sandbox only: the business clock. Scope `events:read` or `admin`.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/clock",
+    tag = "sandbox",
+    operation_id = "getClock",
+    responses(
+        (status = 200, description = "Business time now", body = crate::openapi::ClockNow),
+        (status = 404, description = "`NOT_FOUND`: the sandbox is not enabled", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("bearerAuth" = [])),
+    extensions(("x-aro-sandbox-only" = json!(true))),
+)]
 async fn get_clock(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     sandbox_only(&state)?;
     if !caller.is_admin() {
@@ -134,18 +186,41 @@ async fn get_clock(State(state): State<AppState>, caller: Caller) -> Result<Resp
     Ok(axum::Json(json!({"now": state.engine.clock().now()})).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `advance` and `set`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MoveClock {
+    /// A humantime duration (`90m`, `25h`, `2d`), at most a year.
     #[serde(default)]
+    #[schema(example = "25h")]
     advance: Option<String>,
+    /// A business time at or after now.
     #[serde(default)]
     set: Option<DateTime<Utc>>,
     /// How long to wait for the resulting work to settle (0–30 s, default 30).
     #[serde(default)]
+    #[schema(maximum = 30)]
     wait_seconds: Option<u64>,
 }
 
+/// Sandbox only: moves the business clock forward, firing every timer that falls due on the
+/// way, in order, then waits (up to `waitSeconds`) for the resulting work to settle. The clock
+/// only moves forward and the offset is persisted. Scope `admin`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/clock",
+    tag = "sandbox",
+    operation_id = "moveClock",
+    request_body = MoveClock,
+    responses(
+        (status = 200, description = "Moved", body = crate::openapi::ClockMoved),
+        (status = 404, description = "`NOT_FOUND`: the sandbox is not enabled", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "`CLOCK_BACKWARDS`: `set` is earlier than now (`details.now`, `details.requested`)", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+    extensions(("x-aro-sandbox-only" = json!(true))),
+)]
 async fn move_clock(
     State(state): State<AppState>,
     caller: Caller,
@@ -169,8 +244,9 @@ async fn move_clock(
                     "at most one year at a time",
                 ));
             }
-            now + chrono::Duration::from_std(d)
-                .map_err(|_| ApiError::validation("advance", "too large"))?
+            let step = chrono::Duration::from_std(d)
+                .map_err(|_| ApiError::validation("advance", "too large"))?;
+            within_rfc3339("advance", now.checked_add_signed(step))?
         }
         (None, Some(set)) => {
             if set < now {
@@ -179,7 +255,7 @@ async fn move_clock(
                         .with_details(json!({"now": now, "requested": set})),
                 );
             }
-            set
+            within_rfc3339("set", Some(set))?
         }
         _ => {
             return Err(ApiError::validation(
@@ -209,6 +285,13 @@ async fn move_clock(
     .into_response())
 }
 
+/// Business time must stay within RFC 3339's four-digit years: every time on the wire (and in
+/// events) is written in it.
+fn within_rfc3339(field: &str, time: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, ApiError> {
+    time.filter(|t| t.year() <= 9999)
+        .ok_or_else(|| ApiError::validation(field, "business time cannot pass the year 9999"))
+}
+
 /// Waits until no execution is open and no timer is due, twice in a row (callbacks and
 /// replies may start new work right after the queue empties), or the timeout.
 async fn wait_settled(state: &AppState, wait: Duration) -> bool {
@@ -232,4 +315,22 @@ async fn wait_settled(state: &AppState, wait: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     matches!(state.engine.is_settled().await, Ok(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn business_time_stops_at_the_last_rfc3339_year() {
+        let last = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        assert_eq!(within_rfc3339("set", Some(last)).unwrap(), last);
+        let beyond = last.checked_add_signed(chrono::Duration::days(2));
+        assert_eq!(
+            within_rfc3339("advance", beyond).unwrap_err().details["field"],
+            "advance"
+        );
+        assert!(within_rfc3339("advance", None).is_err());
+    }
 }

@@ -37,6 +37,34 @@ pub fn correlation_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
+/// Applies a command.
+///
+/// The command is applied in one transaction with its events before the answer. A repeat with
+/// the same `Idempotency-Key` and body gets the stored answer (2xx and 4xx are stored, with
+/// `Idempotent-Replayed: true`); the same key with another body is 422 `IDEMPOTENCY_KEY_REUSED`.
+/// `commandId` and `aggregate.id` are assigned when absent. Scope `commands:write`.
+#[utoipa::path(
+    post,
+    path = "/v1/commands",
+    tag = "commands",
+    operation_id = "submitCommand",
+    params(crate::openapi::TenantHeader, crate::openapi::CommandHeaders),
+    request_body = aro_workflow::CommandEnvelope,
+    responses(
+        (status = 200, description = "Applied, or the stored answer to an earlier request with this key",
+            body = aro_workflow::CommandOutcome,
+            headers(
+                ("X-Correlation-Id" = String, description = "The request's correlation id, as sent or generated"),
+                ("Idempotent-Replayed" = String, description = "`true`, present only when this is a stored answer"),
+            )),
+        (status = 400, description = "`MISSING_IDEMPOTENCY_KEY`, `INVALID_IDEMPOTENCY_KEY`, `MISSING_TENANT`, `INVALID_TENANT` or `MALFORMED_JSON`", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "`NOT_FOUND`: the command names an aggregate this tenant does not have", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "`INVALID_TRANSITION` (`details.from`, `details.to`), `COMMAND_ID_REUSED`, or `CONCURRENT_UPDATE` (retryable)", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "`VALIDATION_ERROR` (`details.field`, e.g. `payload.startsAt`), `IDEMPOTENCY_KEY_REUSED`, or a guardrail refusal", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn submit(
     State(state): State<AppState>,
     scope: TenantScope,
@@ -108,6 +136,20 @@ async fn submit(
     Ok(response)
 }
 
+/// A command's stored answer. Scope `commands:write` or `events:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/commands/{commandId}",
+    tag = "commands",
+    operation_id = "getCommand",
+    params(crate::openapi::TenantHeader, ("commandId" = String, Path, description = "The command's id")),
+    responses(
+        (status = 200, description = "The command", body = crate::openapi::CommandRecord),
+        (status = 404, description = "`NOT_FOUND`: no such command in this tenant", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn get_command(
     State(state): State<AppState>,
     scope: TenantScope,
@@ -124,6 +166,20 @@ async fn get_command(
     Ok(axum::Json(body).into_response())
 }
 
+/// A workflow instance with its pending timers. Scope `commands:write` or `events:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/workflows/{workflowId}",
+    tag = "commands",
+    operation_id = "getWorkflow",
+    params(crate::openapi::TenantHeader, ("workflowId" = String, Path, description = "The workflow's id")),
+    responses(
+        (status = 200, description = "The workflow", body = crate::openapi::WorkflowView),
+        (status = 404, description = "`NOT_FOUND`: no such workflow in this tenant", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn get_workflow(
     State(state): State<AppState>,
     scope: TenantScope,

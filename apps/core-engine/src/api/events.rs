@@ -73,17 +73,25 @@ fn parse_after(field: &str, after: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Events after this seq (exclusive; default 0).
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only events of this type.
+    #[param(value_type = Option<crate::openapi::EventTypeName>)]
     event_type: Option<String>,
+    /// Only events about this aggregate (an appointment, a customer, …).
     aggregate_id: Option<String>,
 }
 
 /// `GET /v1/events` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventPage {
     pub events: Vec<Event>,
@@ -91,6 +99,21 @@ pub struct EventPage {
     pub next_after: i64,
 }
 
+/// A page of the tenant's event log, in seq order. Scope `events:read`.
+///
+/// `seq` is global, so one tenant's page has gaps; pass `nextAfter` as the next `after`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    operation_id = "listEvents",
+    params(crate::openapi::TenantHeader, ListParams),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id))]
 async fn list_events(
     scope: TenantScope,
@@ -125,10 +148,15 @@ async fn list_events(
     Ok(ApiJson(EventPage { events, next_after }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct StreamParams {
+    /// Start after this seq (exclusive; default 0). `Last-Event-ID` wins over it.
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// Only events of this type.
+    #[param(value_type = Option<crate::openapi::EventTypeName>)]
     event_type: Option<String>,
 }
 
@@ -146,6 +174,27 @@ fn stream_start(headers: &HeaderMap, after: Option<i64>) -> Result<i64, ApiError
     }
 }
 
+/// The tenant's event log as Server-Sent Events: everything after the start, then live.
+///
+/// Each event is `id: <seq>`, `event: <eventType>`, `data: <the event as JSON>` (the `Event`
+/// schema); comments keep an idle stream open. Reconnect with `Last-Event-ID` to resume with no
+/// gap and no duplicate. Scope `events:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/events/stream",
+    tag = "events",
+    operation_id = "streamEvents",
+    params(
+        crate::openapi::TenantHeader,
+        StreamParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "The last seq received, to resume after it"),
+    ),
+    responses(
+        (status = 200, description = "An endless stream of events", content_type = "text/event-stream", body = String,
+            example = json!("id: 42\nevent: appointment.booked\ndata: {\"eventId\":\"evt_…\",\"seq\":42,…}\n\n")),
+    ),
+    security(("bearerAuth" = [])),
+)]
 #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id))]
 async fn stream_events(
     scope: TenantScope,

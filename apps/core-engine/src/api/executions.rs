@@ -29,13 +29,18 @@ fn tenants(caller: &Caller) -> Option<Vec<String>> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ClaimRequest {
+    /// How many executions to take at most.
     #[serde(default = "default_limit")]
+    #[schema(minimum = 1, maximum = 100, default = 10)]
     limit: u32,
+    /// How long the lease lasts (real time); report or heartbeat before it ends.
     #[serde(default = "default_lease")]
+    #[schema(minimum = 5, maximum = 3600, default = 60)]
     lease_seconds: u32,
+    /// Only these execution types (e.g. `messaging.send_reminder`); absent or empty means all.
     #[serde(default)]
     types: Option<Vec<String>>,
 }
@@ -55,6 +60,22 @@ fn lease(seconds: u32, field: &str) -> Result<Duration, ApiError> {
     Ok(Duration::seconds(i64::from(seconds)))
 }
 
+/// Claims ready executions with a lease.
+///
+/// Executions whose `notAfter` has passed on the business clock are never handed out: they are
+/// marked expired (`execution.expired`). A token for named tenants gets only theirs.
+#[utoipa::path(
+    post,
+    path = "/v1/executions/claim",
+    tag = "executions",
+    operation_id = "claimExecutions",
+    request_body = ClaimRequest,
+    responses(
+        (status = 200, description = "The claimed executions (possibly none)", body = crate::openapi::ClaimedExecutions),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn claim(
     State(state): State<AppState>,
     caller: Caller,
@@ -85,13 +106,31 @@ async fn claim(
     Ok(axum::Json(json!({"executions": claimed})).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct HeartbeatRequest {
+    /// The new lease, from now (default 60).
     #[serde(default)]
+    #[schema(minimum = 5, maximum = 3600)]
     lease_seconds: Option<u32>,
 }
 
+/// Extends the caller's lease on an execution.
+#[utoipa::path(
+    post,
+    path = "/v1/executions/{executionId}/heartbeat",
+    tag = "executions",
+    operation_id = "heartbeatExecution",
+    params(("executionId" = String, Path, description = "The execution's id")),
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "The lease is extended", body = crate::openapi::LeaseExtended),
+        (status = 404, description = "`NOT_FOUND`: no such execution (for this token's tenants)", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "`LEASE_LOST`: the lease lapsed or is held by another caller", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn heartbeat(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,6 +148,26 @@ async fn heartbeat(
     Ok(axum::Json(json!({"executionId": id, "leaseUntil": until})).into_response())
 }
 
+/// Reports an execution's result; core turns it into canonical events.
+///
+/// A retryable failure is retried with backoff and full jitter (at least `retryAfterSeconds`),
+/// and dead-lettered when attempts run out. Reporting the same outcome again is accepted
+/// (`duplicate: true`).
+#[utoipa::path(
+    post,
+    path = "/v1/executions/{executionId}/result",
+    tag = "executions",
+    operation_id = "recordExecutionResult",
+    params(("executionId" = String, Path, description = "The execution's id")),
+    request_body = aro_workflow::executions::ExecutionResult,
+    responses(
+        (status = 200, description = "Recorded", body = crate::openapi::ResultRecorded),
+        (status = 404, description = "`NOT_FOUND`: no such execution (for this token's tenants)", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "`EXECUTION_FINISHED`: it already finished with another outcome", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn result(
     State(state): State<AppState>,
     caller: Caller,

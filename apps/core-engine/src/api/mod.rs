@@ -19,5 +19,6 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(subscriptions::router())
         .merge(webhooks::router())
+        .merge(crate::openapi::router())
         .with_state(state)
 }

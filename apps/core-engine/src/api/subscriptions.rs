@@ -39,18 +39,23 @@ pub fn router() -> Router<AppState> {
         .route("/v1/subscriptions/{id}/replay", post(replay_subscription))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreateBody {
+    /// The receiver: an absolute http(s) URL with a host, no credentials and no fragment.
+    #[schema(max_length = 2048, example = "https://hooks.example.org/aro")]
     url: String,
+    /// Event types to deliver; absent or empty means all.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::openapi::EventTypeName>>)]
     event_types: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     description: Option<String>,
 }
 
 /// A subscription on the wire (never with its secret, except in the creation answer).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionView {
     pub id: String,
@@ -59,6 +64,7 @@ pub struct SubscriptionView {
     pub event_types: Vec<String>,
     pub description: Option<String>,
     /// `active` or `disabled`.
+    #[schema(value_type = crate::openapi::SubscriptionState)]
     pub status: &'static str,
     pub disabled_reason: Option<String>,
     /// Every event of the tenant up to this seq has been delivered (or skipped by the filter).
@@ -99,7 +105,7 @@ impl From<Subscription> for SubscriptionView {
 }
 
 /// The creation answer: the subscription plus its signing secret, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedSubscription {
     #[serde(flatten)]
@@ -108,7 +114,7 @@ pub struct CreatedSubscription {
     pub secret: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionList {
     pub subscriptions: Vec<SubscriptionView>,
 }
@@ -174,6 +180,26 @@ impl From<StoreError> for CreateError {
     }
 }
 
+/// Creates a push subscription; the answer shows its signing secret this once.
+///
+/// Deliveries are signed per Standard Webhooks (`webhook-id` = the event id, stable across
+/// retries, `webhook-timestamp`, `webhook-signature`), at least once, in seq order, retried with
+/// backoff and full jitter (honouring `Retry-After`); 410 Gone or sustained failure disables
+/// the subscription. Scope `events:read`.
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions",
+    tag = "subscriptions",
+    operation_id = "createSubscription",
+    params(crate::openapi::TenantHeader),
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created", body = CreatedSubscription),
+        (status = 404, description = "`NOT_FOUND`: no such tenant", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id))]
 async fn create_subscription(
     scope: TenantScope,
@@ -218,6 +244,19 @@ async fn create_subscription(
     ))
 }
 
+/// The tenant's subscriptions. Scope `events:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions",
+    tag = "subscriptions",
+    operation_id = "listSubscriptions",
+    params(crate::openapi::TenantHeader),
+    responses(
+        (status = 200, description = "The subscriptions", body = SubscriptionList),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn list_subscriptions(
     scope: TenantScope,
     State(state): State<AppState>,
@@ -234,6 +273,20 @@ async fn list_subscriptions(
     }))
 }
 
+/// One subscription, with its cursor and delivery state. Scope `events:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{subscriptionId}",
+    tag = "subscriptions",
+    operation_id = "getSubscription",
+    params(crate::openapi::TenantHeader, ("subscriptionId" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionView),
+        (status = 404, description = "`NOT_FOUND`: no such subscription in this tenant", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn get_subscription(
     scope: TenantScope,
     State(state): State<AppState>,
@@ -251,6 +304,20 @@ async fn get_subscription(
         .ok_or_else(|| ApiError::not_found("subscription"))
 }
 
+/// Deletes a subscription; nothing more is delivered to it. Scope `events:read`.
+#[utoipa::path(
+    delete,
+    path = "/v1/subscriptions/{subscriptionId}",
+    tag = "subscriptions",
+    operation_id = "deleteSubscription",
+    params(crate::openapi::TenantHeader, ("subscriptionId" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`NOT_FOUND`: no such subscription in this tenant", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id, subscription = %id))]
 async fn delete_subscription(
     scope: TenantScope,
@@ -272,11 +339,15 @@ async fn delete_subscription(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `fromSeq` and `fromTime`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ReplayBody {
+    /// Deliver again from this seq (inclusive).
     #[serde(default)]
+    #[schema(minimum = 0)]
     from_seq: Option<i64>,
+    /// Deliver again the events that occurred at or after this time.
     #[serde(default)]
     from_time: Option<DateTime<Utc>>,
 }
@@ -307,6 +378,22 @@ impl ReplayBody {
     }
 }
 
+/// Moves a subscription's cursor back (by seq or time) and re-enables it; delivery starts again
+/// from there. Scope `events:read`.
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{subscriptionId}/replay",
+    tag = "subscriptions",
+    operation_id = "replaySubscription",
+    params(crate::openapi::TenantHeader, ("subscriptionId" = String, Path, description = "The subscription's id")),
+    request_body = ReplayBody,
+    responses(
+        (status = 200, description = "The subscription after the replay", body = SubscriptionView),
+        (status = 404, description = "`NOT_FOUND`: no such subscription in this tenant", body = crate::openapi::ErrorEnvelope),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearerAuth" = [])),
+)]
 #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id, subscription = %id))]
 async fn replay_subscription(
     scope: TenantScope,
