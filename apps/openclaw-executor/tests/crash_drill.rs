@@ -1,5 +1,5 @@
 //! The crash drill: the executor, as its own process, is killed with SIGKILL in the middle of
-//! a batch of reminders and started again. Nothing may be lost and nothing sent twice, counted
+//! a batch of reminders and started again, twice over. Nothing may be lost and nothing sent twice, counted
 //! at the sandbox's phone.
 //!
 //! A kill leaves executions leased to a dead process: some not started, some whose send
@@ -15,9 +15,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aro_tests::{Db, both_engines};
+use serde_json::json;
 use support::{Drill, per_recipient, phones, wait_until};
 
-const REMINDERS: usize = 100;
+const REMINDERS: usize = 200;
+
+/// The executor is killed this many times, each once it has sent at least 10 more messages.
+const KILLS: usize = 2;
+
+/// Calls held at Twilio (the sandbox's `slow` fault) when each kill lands.
+const IN_FLIGHT_AT_KILL: u32 = 4;
 
 /// An executor process, killed when dropped (a failing test leaves nothing running).
 struct ExecutorProcess {
@@ -77,25 +84,43 @@ async fn crash_drill(db: Db) {
     let numbers = phones(REMINDERS);
     drill.book_many("default", &numbers, 50).await;
 
-    // Fire the reminders first, so the executor works through a full queue and always holds
-    // a batch of leases when it is killed.
+    // Fire the reminders first, so each executor works through a full queue and holds a batch
+    // of leases when it is killed.
     drill.advance("3h").await;
-    let first = ExecutorProcess::start(&config_path, &dir.join("first.log"));
-    wait_until(
-        Duration::from_secs(60),
-        "the batch is under way",
-        || async { drill.messages(None).await.len() >= 20 },
-    )
-    .await;
-    first.kill();
-    let sent_before_kill = drill.messages(None).await.len();
-    assert!(
-        sent_before_kill < REMINDERS,
-        "killed mid-batch ({sent_before_kill} of {REMINDERS} sent)"
-    );
-
-    let second_log = dir.join("second.log");
-    let second = ExecutorProcess::start(&config_path, &second_log);
+    let mut process = ExecutorProcess::start(&config_path, &dir.join("executor-0.log"));
+    let mut sent_at_kills = Vec::new();
+    for round in 1..=KILLS {
+        let target = drill.messages(None).await.len() + 10;
+        wait_until(
+            Duration::from_secs(60),
+            "the batch is under way",
+            || async { drill.messages(None).await.len() >= target },
+        )
+        .await;
+        // Hold the next requests at Twilio, so the kill lands with calls in flight there: the
+        // sends may or may not be performed after the caller is gone (the ambiguous case).
+        drill
+            .fault(json!({"provider": "twilio", "mode": "slow", "forRequests": IN_FLIGHT_AT_KILL}))
+            .await;
+        wait_until(
+            Duration::from_secs(30),
+            "requests are held at Twilio",
+            || async {
+                drill.active_faults().await["faults"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty)
+            },
+        )
+        .await;
+        process.kill();
+        let sent = drill.messages(None).await.len();
+        assert!(
+            sent < REMINDERS,
+            "killed mid-batch ({sent} of {REMINDERS} sent)"
+        );
+        sent_at_kills.push(sent);
+        process = ExecutorProcess::start(&config_path, &dir.join(format!("executor-{round}.log")));
+    }
     wait_until(
         Duration::from_secs(120),
         "every reminder is recorded as sent",
@@ -117,17 +142,21 @@ async fn crash_drill(db: Db) {
             .is_empty()
     );
 
-    let reoffered = log_lines(&second_log, "handed out before");
-    let found = log_lines(&second_log, "not sending again");
+    let logs: Vec<PathBuf> = (1..=KILLS)
+        .map(|n| dir.join(format!("executor-{n}.log")))
+        .collect();
+    let reoffered: usize = logs.iter().map(|l| log_lines(l, "handed out before")).sum();
+    let found: usize = logs.iter().map(|l| log_lines(l, "not sending again")).sum();
     eprintln!(
-        "crash drill ({db:?}): {sent_before_kill} sent before the kill; the restarted executor \
-         looked up {reoffered} re-offered executions and found {found} already sent"
+        "crash drill ({db:?}): killed at {sent_at_kills:?} messages sent; the restarted \
+         executors looked up {reoffered} re-offered executions and found {found} already sent"
     );
+    // Every call held at Twilio belonged to an execution the killed process had not reported.
     assert!(
-        reoffered > 0,
-        "executions leased to the killed process came back with a higher attempt"
+        reoffered >= KILLS * IN_FLIGHT_AT_KILL as usize,
+        "executions leased to killed processes came back with a higher attempt"
     );
-    drop(second);
+    drop(process);
 }
 
 both_engines!(

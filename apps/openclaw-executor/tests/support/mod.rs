@@ -158,6 +158,8 @@ base_url = "http://{sandbox_addr}"
         let mut settings =
             aro_sandbox::SandboxSettings::from_config(&env.config).expect("sandbox settings");
         settings.timing.delivery_step = Duration::from_millis(20);
+        // The `slow` fault holds a request this long, past the moment a drill kills its caller.
+        settings.timing.slow_delay = Duration::from_secs(2);
         let sandbox_stop = CancellationToken::new();
         let sandbox = spawn(
             sandbox_addr,
