@@ -223,6 +223,7 @@ fn protected_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             Some(json!({"id": "x", "name": "X", "timezone": "UTC"})),
         ),
         ("GET", "v1/tenant", None),
+        ("GET", "v1/reports/metrics", None),
         ("GET", "v1/admin/clock", None),
         ("POST", "v1/admin/clock", Some(json!({"advance": "1h"}))),
     ]
@@ -536,4 +537,63 @@ async fn the_clock_exists_only_in_the_sandbox_and_never_runs_back() {
     )
     .await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn metrics_are_served_per_tenant_and_check_their_period() {
+    let Some((_env, core)) = core_with_default(Db::Sqlite, false).await else {
+        return;
+    };
+    let writer = token(&["commands:write", "events:read"], &["default", "other"]);
+    assert_eq!(
+        post_command(
+            &core,
+            &writer,
+            "default",
+            Some("k-m"),
+            &booking("IN-M", "2030-03-15T14:00:00Z")
+        )
+        .await
+        .0,
+        200
+    );
+    let get = |tenant: &'static str, query: &'static str| {
+        let url = core
+            .url
+            .join(&format!("v1/reports/metrics{query}"))
+            .unwrap();
+        let writer = writer.clone();
+        async move {
+            let resp = http()
+                .get(url)
+                .bearer_auth(writer)
+                .header("x-tenant-id", tenant)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, m) = get("default", "").await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["appointmentsBooked"], 1);
+    let (_, other) = get("other", "").await;
+    assert_eq!(
+        other["appointmentsBooked"], 0,
+        "another tenant's events do not count"
+    );
+    let (status, err) = get(
+        "default",
+        "?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["details"]["field"].as_str()),
+        (422, Some("query.to"))
+    );
+    let (status, err) = get("default", "?from=yesterday").await;
+    assert_eq!(
+        (status, err["error"]["details"]["field"].as_str()),
+        (422, Some("query.from"))
+    );
 }

@@ -92,12 +92,15 @@ pub async fn run_with_store(
     let delivery = workers::delivery::spawn(&state)
         .map_err(|e| StartError::Config(format!("event delivery: {e}")))?;
     let timer_worker = tokio::spawn(workers::timers::run(state.clone()));
+    let classifier =
+        tokio::spawn(workers::classify::Classifier::from_config(&state.config).run(state.clone()));
     let router = aro_http::service_router(SERVICE, api_router(state), readiness(store));
     tracing::info!(address = %listener.local_addr()?, "core-engine listening");
     let served = aro_http::serve(listener, router, shutdown.clone()).await;
     shutdown.cancel();
     delivery.stop().await;
     let _ = timer_worker.await;
+    let _ = classifier.await;
     served?;
     Ok(())
 }

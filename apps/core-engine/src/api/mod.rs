@@ -5,6 +5,7 @@ pub mod commands;
 pub mod engine_error;
 pub mod events;
 pub mod executions;
+pub mod reports;
 pub mod subscriptions;
 pub mod webhooks;
 
@@ -15,6 +16,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(commands::router())
         .merge(executions::router())
+        .merge(reports::router())
         .merge(admin::router())
         .merge(events::router())
         .merge(subscriptions::router())
