@@ -114,6 +114,46 @@ both_engines!(
 );
 
 both_engines!(
+    a_token_that_cannot_read_permissions_refuses_nothing_for_good,
+    |db| async move {
+        let Some(drill) = Drill::start(db).await else {
+            return;
+        };
+        // A hand-made token with the claim scope but without `events:read`.
+        let mut config = drill.config();
+        config.services.executor.core_token = Some(aro_config::Secret::new(support::token(&[
+            Scope::ExecutionsClaim,
+        ])));
+        let (worker, _executor) = drill.start_executor_with(config).await;
+        drill
+            .book("default", "https://x.example/i/scope", "+14155550166", 50)
+            .await;
+        drill.advance("3h").await;
+        wait_until(
+            Duration::from_secs(30),
+            "the execution was put back",
+            || async { worker.stats().failed_retryable >= 1 },
+        )
+        .await;
+        assert_eq!(
+            worker.stats().failed_permanent,
+            0,
+            "nothing refused for good"
+        );
+        assert!(
+            drill
+                .events("default", "message.delivery_failed")
+                .await
+                .is_empty()
+        );
+        assert!(
+            drill.messages(Some("+14155550166")).await.is_empty(),
+            "and nothing sent"
+        );
+    }
+);
+
+both_engines!(
     outage_drill_delivers_every_reminder_exactly_once,
     |db| async move {
         let Some(drill) = Drill::start(db).await else {

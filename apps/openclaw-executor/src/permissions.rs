@@ -74,17 +74,28 @@ impl PermissionCache {
         }
         let permissions = match self.core.tenant(tenant_id).await {
             Ok(tenant) => Some(tenant.permissions),
-            // Unknown to core, or outside our token's tenants: deny everything.
-            Err(CoreError::Status {
-                status: 403 | 404, ..
-            }) => {
+            // Unknown to core, not a tenant id, or outside our token's tenants: deny
+            // everything. Any other refusal (a token without `events:read`) is ours to fix,
+            // not the tenant's: nothing runs, but nothing is refused for good either.
+            Err(CoreError::Status { status, code, .. })
+                if status == 404 || code == "TENANT_FORBIDDEN" || code == "INVALID_TENANT" =>
+            {
                 tracing::warn!(
                     tenant = tenant_id,
+                    code = %code,
                     "core does not show this tenant to the executor; denying its executions"
                 );
                 None
             }
-            Err(error) => return Err(error),
+            Err(error) => {
+                if matches!(error.status(), Some(401 | 403)) {
+                    tracing::error!(
+                        error = %error,
+                        "the executor's token cannot read tenants' permissions (it needs events:read)"
+                    );
+                }
+                return Err(error);
+            }
         };
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         // Bounded by the number of tenants; entries are refreshed, never piling up per call.
