@@ -124,12 +124,20 @@ impl Executor {
             tracing::warn!("no provider configured: every execution that needs one will fail");
         }
         tracing::info!(providers = ?configured, "providers configured");
+        for check in self.providers.checks().into_iter().filter(|c| !c.ok) {
+            tracing::error!(
+                provider = %check.name,
+                problem = check.detail.as_deref().unwrap_or(""),
+                "provider misconfigured; its executions will fail"
+            );
+        }
+        let address = listener.local_addr()?;
         let stop_worker = shutdown.child_token();
         let worker = self.worker.clone();
         let token = stop_worker.clone();
         let loop_handle = tokio::spawn(async move { worker.run(token).await });
         let router = aro_http::service_router(SERVICE, axum::Router::new(), self.readiness());
-        tracing::info!(address = %listener.local_addr()?, "openclaw-executor listening");
+        tracing::info!(%address, "openclaw-executor listening");
         let served = aro_http::serve(listener, router, shutdown).await;
         stop_worker.cancel();
         if loop_handle.await.is_err() {

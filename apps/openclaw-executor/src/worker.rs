@@ -157,12 +157,14 @@ impl Worker {
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut out = Vec::with_capacity(batch.len());
         for execution in batch {
-            // Core hands out at most `room`, so a slot is free; should it not be, the
-            // execution waits for one (its lease is kept alive meanwhile by nothing, so it
-            // may lapse and be offered again, which is safe).
-            match Arc::clone(&self.inner.slots).acquire_owned().await {
+            // Core hands out at most `room`, and only this loop claims, so a slot is free. Were
+            // it not, the execution is left alone: its lease lapses and core offers it again.
+            match Arc::clone(&self.inner.slots).try_acquire_owned() {
                 Ok(permit) => out.push((execution, permit)),
-                Err(_) => break,
+                Err(_) => tracing::warn!(
+                    execution = %execution.execution_id,
+                    "claimed more than there is room for; leaving it to lease expiry"
+                ),
             }
         }
         Ok(out)
