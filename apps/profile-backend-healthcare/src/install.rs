@@ -222,15 +222,23 @@ impl CoreClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Value), InstallError> {
-        let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
-            InstallError::Unreachable(if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection refused"
-            } else {
-                "transport error"
-            })
-        })?;
+        // The caller's request id when there is one, so one id follows a request into core.
+        let request_id =
+            aro_http::current_request_id().unwrap_or_else(aro_http::request_id::new_request_id);
+        let response = request
+            .bearer_auth(&self.token)
+            .header(aro_http::REQUEST_ID_HEADER, request_id)
+            .send()
+            .await
+            .map_err(|e| {
+                InstallError::Unreachable(if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "connection refused"
+                } else {
+                    "transport error"
+                })
+            })?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.json::<Value>().await.map_err(|_| {

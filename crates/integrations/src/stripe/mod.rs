@@ -10,7 +10,7 @@
 //! Stripe's 24 h key window, returns the objects already created instead of new ones.
 //!
 //! Requests pin `Stripe-Version: 2020-08-27` ([`STRIPE_VERSION`]), the version of the OpenAPI
-//! description in `shared/provider-specs/` that the request bodies are checked against.
+//! description (vendored in tests/fixtures/provider-specs/) that the request bodies are checked against.
 //! Webhook payloads follow the version set on the webhook endpoint in Stripe's dashboard, not
 //! this header; the parser reads only fields stable across versions.
 
