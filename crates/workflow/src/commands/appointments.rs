@@ -489,18 +489,28 @@ fn note(envelope: &CommandEnvelope) -> EngineResult<serde_json::Value> {
     Ok(json!({"reason": p.reason, "note": p.note}))
 }
 
+/// The shared shape of the outcome commands: read the note, load the visit, move it along the
+/// state machine with its event.
+async fn apply_transition(
+    ctx: &mut Ctx<'_, '_>,
+    envelope: &CommandEnvelope,
+    to: AppointmentStatus,
+    event: EventType,
+) -> EngineResult<Appointment> {
+    let extra = note(envelope)?;
+    let a = load(ctx, envelope).await?;
+    visits::transition(ctx, a, to, event, extra).await
+}
+
 pub async fn confirm(
     ctx: &mut Ctx<'_, '_>,
     envelope: &CommandEnvelope,
 ) -> EngineResult<AggregateRef> {
-    let extra = note(envelope)?;
-    let a = load(ctx, envelope).await?;
-    let a = visits::transition(
+    let a = apply_transition(
         ctx,
-        a,
+        envelope,
         AppointmentStatus::Confirmed,
         EventType::AppointmentConfirmed,
-        extra,
     )
     .await?;
     visits::on_confirmed(ctx, &a).await?;
@@ -511,14 +521,11 @@ pub async fn check_in(
     ctx: &mut Ctx<'_, '_>,
     envelope: &CommandEnvelope,
 ) -> EngineResult<AggregateRef> {
-    let extra = note(envelope)?;
-    let a = load(ctx, envelope).await?;
-    let a = visits::transition(
+    let a = apply_transition(
         ctx,
-        a,
+        envelope,
         AppointmentStatus::InProgress,
         EventType::AppointmentInProgress,
-        extra,
     )
     .await?;
     crate::timers::cancel(
@@ -641,14 +648,11 @@ pub async fn mark_no_show(
     ctx: &mut Ctx<'_, '_>,
     envelope: &CommandEnvelope,
 ) -> EngineResult<AggregateRef> {
-    let extra = note(envelope)?;
-    let a = load(ctx, envelope).await?;
-    let a = visits::transition(
+    let a = apply_transition(
         ctx,
-        a,
+        envelope,
         AppointmentStatus::NoShow,
         EventType::AppointmentNoShow,
-        extra,
     )
     .await?;
     visits::on_no_show(ctx, &a).await?;
