@@ -118,6 +118,16 @@ both_engines!(all_four_apps_serve_the_shared_frame, |db| async move {
         assert_eq!(status, 200, "{svc} ready: {body}");
     }
 
+    let page = http().get(ui.url.clone()).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("ARO is running."));
+
     // Readiness follows dependencies: with core gone, the executor and BFF are not ready,
     // and the UI, which depends on the BFF, follows.
     core.stop().await;
@@ -131,6 +141,15 @@ both_engines!(all_four_apps_serve_the_shared_frame, |db| async move {
         assert_eq!(body["error"]["code"], "NOT_READY");
         assert_eq!(body["error"]["details"]["checks"][0]["ok"], false);
     }
+    let page = http()
+        .get(ui.url.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("not ready"), "{page}");
     executor.stop().await;
     bff.stop().await;
     ui.stop().await;
