@@ -1,6 +1,8 @@
 //! The patient's no-show risk (spec 03 `calculateRiskScore`), recomputed from their history:
 //! up to 40 points for no-shows (20 each), up to 30 for unconfirmed visits, up to 20 for
-//! reschedules. High risk (default ≥ 70) or two no-shows asks for a deposit link next time.
+//! reschedules. No-shows count within the last 90 days ([`NO_SHOW_WINDOW`]), so risk fades with
+//! good attendance; two no-shows in that window is the pattern that asks for a deposit link next
+//! time, as does a score at or above the high-risk threshold (default 70).
 
 use crate::ctx::Ctx;
 use crate::error::EngineResult;
@@ -8,6 +10,9 @@ use aro_domain::EventType;
 use aro_domain::customer::Customer;
 use aro_store::{AggregateRef, EventQuery};
 use serde_json::json;
+
+/// The window of the pattern "two no-shows in 90 days".
+pub const NO_SHOW_WINDOW: chrono::Duration = chrono::Duration::days(90);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct History {
@@ -54,7 +59,9 @@ pub async fn recompute(ctx: &mut Ctx<'_, '_>, mut customer: Customer) -> EngineR
             continue;
         }
         h.visits += 1;
-        if a.status == aro_domain::AppointmentStatus::NoShow {
+        if a.status == aro_domain::AppointmentStatus::NoShow
+            && a.ends_at >= ctx.now - NO_SHOW_WINDOW
+        {
             h.no_shows += 1;
         }
         let events = ctx
@@ -92,7 +99,9 @@ pub async fn recompute(ctx: &mut Ctx<'_, '_>, mut customer: Customer) -> EngineR
         EventType::CustomerRiskUpdated,
         AggregateRef::new("customer", customer.id.as_str()),
         json!({"customerId": customer.id, "riskScore": new_score, "previousRiskScore": previous,
-               "noShowCount": new_no_shows, "updatedAt": customer.updated_at, "highRisk": needs_deposit(&customer, ctx.tenant.config.policies.high_risk_threshold)}),
+               "noShowCount": new_no_shows, "updatedAt": customer.updated_at,
+               "pattern": (new_no_shows >= 2).then_some("two_no_shows_in_90_days"),
+               "highRisk": needs_deposit(&customer, ctx.tenant.config.policies.high_risk_threshold)}),
         None,
     );
     Ok(customer)

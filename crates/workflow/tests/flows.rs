@@ -480,3 +480,48 @@ async fn metrics_come_from_the_event_log() {
         .unwrap();
     assert_eq!(none.appointments_booked, 0);
 }
+
+#[tokio::test]
+async fn two_no_shows_more_than_90_days_ago_no_longer_ask_for_a_deposit() {
+    let h = Harness::sqlite().await;
+    for i in 0..2 {
+        let apt = h.book(&format!("OLD-{i}"), "Ada Lovelace", ADA, 3).await;
+        h.advance(Duration::hours(4)).await;
+        let r = h
+            .command(
+                "appointment.mark_no_show",
+                json!({"type": "appointment", "id": apt}),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        deliver_all(&h).await;
+    }
+    let pattern = h
+        .events(None)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "customer.risk_updated")
+        .last()
+        .unwrap();
+    assert_eq!(pattern.payload["pattern"], "two_no_shows_in_90_days");
+    assert_eq!(pattern.payload["highRisk"], true);
+    h.advance(Duration::days(100)).await;
+    deliver_all(&h).await;
+    h.book("NEW", "Ada Lovelace", ADA, 72).await;
+    let claimed = deliver_all(&h).await;
+    assert!(
+        claimed
+            .iter()
+            .all(|e| e.command_type != "payments.generate_deposit_link"),
+        "the pattern has expired"
+    );
+    let latest = h
+        .events(None)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "customer.risk_updated")
+        .last()
+        .unwrap();
+    assert_eq!(latest.payload["highRisk"], false);
+}

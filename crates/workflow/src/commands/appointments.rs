@@ -369,6 +369,8 @@ async fn create(ctx: &mut Ctx<'_, '_>, b: Booking) -> EngineResult<AggregateRef>
         .await?;
     }
     visits::schedule_reminders(ctx, &a, &customer).await?;
+    // Risk fades with time: bring it up to date before deciding on a deposit.
+    let customer = crate::risk::recompute(ctx, customer).await?;
     crate::followups::request_deposit_if_risky(ctx, &a, &customer).await?;
     Ok(visits::aggregate(&a))
 }
