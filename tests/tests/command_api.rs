@@ -224,6 +224,7 @@ fn protected_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ),
         ("GET", "v1/tenant", None),
         ("GET", "v1/reports/metrics", None),
+        ("GET", "v1/dead-letters", None),
         ("GET", "v1/admin/clock", None),
         ("POST", "v1/admin/clock", Some(json!({"advance": "1h"}))),
     ]

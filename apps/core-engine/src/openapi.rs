@@ -119,6 +119,7 @@ async fn serve_document() -> Response {
         crate::api::subscriptions::delete_subscription,
         crate::api::subscriptions::replay_subscription,
         crate::api::reports::metrics,
+        crate::api::dead_letters::list,
         calendly_webhook,
         twilio_inbound_webhook,
         twilio_status_webhook,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod commands;
+pub mod dead_letters;
 pub mod engine_error;
 pub mod events;
 pub mod executions;
@@ -17,6 +18,7 @@ pub fn router(state: AppState) -> Router {
         .merge(commands::router())
         .merge(executions::router())
         .merge(reports::router())
+        .merge(dead_letters::router())
         .merge(admin::router())
         .merge(events::router())
         .merge(subscriptions::router())
