@@ -196,9 +196,19 @@ pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineRe
         .map(|l| l.to_string());
 
     if let Some(keyword) = aro_replies::carrier_keyword_match(&inbound.body) {
+        // The provider acts (and answers) only on its keyword alone, any case: "STOP", not
+        // "STOP!" (Twilio's default opt-out handling, as the sandbox plays it).
+        let provider_saw = inbound.body.trim().eq_ignore_ascii_case(keyword.keyword);
         match keyword.kind {
             CarrierKeyword::OptOut => {
-                opt_out(ctx, &inbound.from, &m, keyword.keyword == "CANCEL").await?;
+                opt_out(
+                    ctx,
+                    &inbound.from,
+                    &m,
+                    keyword.keyword == "CANCEL",
+                    provider_saw,
+                )
+                .await?;
                 return Ok(json!({"messageId": message_id, "intent": "opt_out"}));
             }
             // "YES" is also a confirmation: it only means opt-in when the number had opted out.
@@ -206,7 +216,7 @@ pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineRe
                 if consent::current(ctx, &inbound.from).await? == Some(ConsentStatus::Revoked)
                     || keyword.keyword != "YES"
                 {
-                    opt_in(ctx, &inbound.from, &m).await?;
+                    opt_in(ctx, &inbound.from, &m, provider_saw).await?;
                     return Ok(json!({"messageId": message_id, "intent": "opt_in"}));
                 }
             }
@@ -400,28 +410,46 @@ async fn answer(
     .await
 }
 
+/// Consent sources under which the provider itself blocks the number (so its own START lifts
+/// the block and answers): the provider's keyword, or its refusal of a send (Twilio 21610).
+const PROVIDER_BLOCKS: [&str; 2] = ["carrier_keyword", "carrier_opt_out"];
+
+/// Whether the tenant's provider confirms this consent change itself: it says so
+/// (`providerSendsOptOutConfirmation`) and the change is one the provider acted on. A free-text
+/// "please stop texting me" passes the provider by, so ARO confirms it whatever the setting:
+/// exactly one confirmation either way.
+fn provider_confirms(ctx: &Ctx<'_, '_>, provider_acted: bool) -> bool {
+    provider_acted
+        && ctx
+            .tenant
+            .config
+            .policies
+            .provider_sends_opt_out_confirmation
+}
+
 async fn opt_out(
     ctx: &mut Ctx<'_, '_>,
     from: &Phone,
     m: &Matched,
     bare_cancel: bool,
+    provider_saw_keyword: bool,
 ) -> EngineResult<()> {
     let customer_id = m.customer.as_ref().map(|c| c.id.to_string());
+    let source = if provider_saw_keyword {
+        "carrier_keyword"
+    } else {
+        "reply"
+    };
     let changed = consent::set(
         ctx,
         from,
         customer_id.as_deref(),
         ConsentStatus::Revoked,
-        "reply",
+        source,
     )
     .await?;
-    // Exactly one confirmation: from the provider when it sends its own, else from ARO.
     if changed
-        && !ctx
-            .tenant
-            .config
-            .policies
-            .provider_sends_opt_out_confirmation
+        && !provider_confirms(ctx, provider_saw_keyword)
         && let Some(customer) = &m.customer
     {
         let template = if bare_cancel {
@@ -451,7 +479,22 @@ async fn opt_out(
     Ok(())
 }
 
-async fn opt_in(ctx: &mut Ctx<'_, '_>, from: &Phone, m: &Matched) -> EngineResult<()> {
+async fn opt_in(
+    ctx: &mut Ctx<'_, '_>,
+    from: &Phone,
+    m: &Matched,
+    provider_saw_keyword: bool,
+) -> EngineResult<()> {
+    let tenant = ctx.tenant_id().to_owned();
+    let index = ctx.tx.phone_index(&tenant, from);
+    // The provider answers START only where it had blocked the number itself.
+    let provider_lifts_block = provider_saw_keyword
+        && ctx
+            .tx
+            .raw()
+            .get_consent(&tenant, &index, Channel::Sms.as_str())
+            .await?
+            .is_some_and(|c| c.status == "revoked" && PROVIDER_BLOCKS.contains(&c.source.as_str()));
     let customer_id = m.customer.as_ref().map(|c| c.id.to_string());
     let changed = consent::set(
         ctx,
@@ -461,13 +504,7 @@ async fn opt_in(ctx: &mut Ctx<'_, '_>, from: &Phone, m: &Matched) -> EngineResul
         "reply",
     )
     .await?;
-    if changed
-        && !ctx
-            .tenant
-            .config
-            .policies
-            .provider_sends_opt_out_confirmation
-    {
+    if changed && !provider_confirms(ctx, provider_lifts_block) {
         answer(ctx, m, "opt_in_confirmation", None).await?;
     }
     Ok(())
@@ -481,8 +518,9 @@ async fn apply_intent(
     message_id: &str,
 ) -> EngineResult<()> {
     match intent {
-        Intent::OptOut => return opt_out(ctx, from, m, false).await,
-        Intent::OptIn => return opt_in(ctx, from, m).await,
+        // Free text (or the LLM's reading): the provider saw no keyword of its own.
+        Intent::OptOut => return opt_out(ctx, from, m, false, false).await,
+        Intent::OptIn => return opt_in(ctx, from, m, false).await,
         Intent::Help => {
             answer(ctx, m, "help", None).await?;
             return Ok(());
