@@ -501,8 +501,7 @@ async fn two_no_shows_more_than_90_days_ago_no_longer_ask_for_a_deposit() {
         .events(None)
         .await
         .into_iter()
-        .filter(|e| e.event_type == "customer.risk_updated")
-        .last()
+        .rfind(|e| e.event_type == "customer.risk_updated")
         .unwrap();
     assert_eq!(pattern.payload["pattern"], "two_no_shows_in_90_days");
     assert_eq!(pattern.payload["highRisk"], true);
@@ -520,8 +519,7 @@ async fn two_no_shows_more_than_90_days_ago_no_longer_ask_for_a_deposit() {
         .events(None)
         .await
         .into_iter()
-        .filter(|e| e.event_type == "customer.risk_updated")
-        .last()
+        .rfind(|e| e.event_type == "customer.risk_updated")
         .unwrap();
     assert_eq!(latest.payload["highRisk"], false);
 }
