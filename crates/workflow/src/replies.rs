@@ -221,7 +221,16 @@ pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineRe
                 }
             }
             CarrierKeyword::Help => {
-                answer(ctx, &m, "help", None).await?;
+                // A provider that answers STOP/START itself answers its HELP keyword too (with
+                // the clinic's text configured there): one answer, not two.
+                if !ctx
+                    .tenant
+                    .config
+                    .policies
+                    .provider_sends_opt_out_confirmation
+                {
+                    answer(ctx, &m, "help", None).await?;
+                }
                 return Ok(json!({"messageId": message_id, "intent": "help"}));
             }
         }

@@ -523,3 +523,29 @@ async fn two_no_shows_more_than_90_days_ago_no_longer_ask_for_a_deposit() {
         .unwrap();
     assert_eq!(latest.payload["highRisk"], false);
 }
+
+#[tokio::test]
+async fn help_is_answered_once_by_whoever_answers_keywords() {
+    let h = Harness::sqlite().await;
+    h.book("H-1", "Ada Lovelace", ADA, 72).await;
+    h.advance(Duration::hours(25)).await;
+    deliver_all(&h).await;
+    reply(&h, ADA, "HELP").await;
+    assert_eq!(
+        bodies(&deliver_all(&h).await),
+        vec!["Demo Clinic: call +15005550100. STOP to opt out.".to_owned()]
+    );
+    // A provider that answers its keywords itself answers HELP too: ARO stays silent.
+    let mut config = test_config();
+    config["policies"]["providerSendsOptOutConfirmation"] = json!(true);
+    let r = h
+        .command(
+            "tenant.update_config",
+            json!({"type": "tenant", "id": "default"}),
+            config,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    reply(&h, ADA, "help").await;
+    assert!(deliver_all(&h).await.is_empty());
+}
