@@ -1081,3 +1081,54 @@ both_engines!(
         c.stop().await;
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_long_clock_jump_still_sends_each_reminder_at_its_own_time() {
+    let Some(c) = Clinic::start(Db::Sqlite, MONDAY_9AM).await else {
+        return;
+    };
+    let visit = c
+        .book(&Booking::new("Ada Lovelace", ADA, THURSDAY_10AM))
+        .await;
+    // From Monday to Wednesday evening in one advance: both reminders fall due on the way.
+    c.set_clock("2030-04-03T22:00:00Z").await;
+    let texts = c.texts(ADA).await;
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    let sent = c.queued(&visit).await;
+    let when: Vec<String> = sent
+        .iter()
+        .map(|(_, t)| local(*t, "America/New_York"))
+        .collect();
+    assert_eq!(
+        when,
+        ["Tue 10:00 EDT", "Wed 10:00 EDT"],
+        "each decided at its own time"
+    );
+    // And each left the building then: the executor's report comes before the clock moved on.
+    let handed_over: Vec<String> = c
+        .events("message.sent")
+        .await
+        .iter()
+        .filter(|e| {
+            e["payload"]["purpose"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("reminder_"))
+        })
+        .map(|e| {
+            local(
+                parse_time(e["occurredAt"].as_str().unwrap()),
+                "America/New_York",
+            )
+        })
+        .collect();
+    assert_eq!(
+        handed_over,
+        ["Tue 10:00 EDT", "Wed 10:00 EDT"],
+        "each sent at its own time"
+    );
+    assert!(
+        c.events("execution.expired").await.is_empty(),
+        "nothing expired on the way"
+    );
+    c.stop().await;
+}

@@ -386,27 +386,42 @@ impl Engine {
     /// in order, including timers created while stepping. Returns how many fired.
     pub async fn advance_clock_to(&self, target: DateTime<Utc>) -> EngineResult<usize> {
         let mut fired = 0;
-        loop {
-            let next = self
-                .store
-                .read(move |tx| Box::pin(async move { tx.raw().next_due_timer(target).await }))
-                .await?;
-            let Some(next) = next else { break };
-            if next.due_at > self.clock.now() {
-                self.set_offset_for(next.due_at).await?;
+        while let Some(n) = self.advance_clock_step(target).await? {
+            fired += n;
+        }
+        Ok(fired)
+    }
+
+    /// One step of an advance: moves business time to the next timer due at or before `target`
+    /// and fires every timer due at that instant (in order, including those created while
+    /// firing). `None` once nothing is due before `target`; the clock is then at `target`.
+    /// Callers let the work of each step settle (the executor's sends) before the next, so each
+    /// text goes out at its own business time.
+    pub async fn advance_clock_step(&self, target: DateTime<Utc>) -> EngineResult<Option<usize>> {
+        let next = self
+            .store
+            .read(move |tx| Box::pin(async move { tx.raw().next_due_timer(target).await }))
+            .await?;
+        let Some(next) = next else {
+            if target > self.clock.now() {
+                self.set_offset_for(target).await?;
             }
+            return Ok(None);
+        };
+        if next.due_at > self.clock.now() {
+            self.set_offset_for(next.due_at).await?;
+        }
+        let mut fired = 0;
+        loop {
             match fire::fire_one(&self.store, self.clock.now(), &self.settings).await? {
-                Fired::Idle => {}
+                Fired::Idle => break,
                 _ => fired += 1,
             }
-            if fired > 100_000 {
+            if fired >= 10_000 {
                 break;
             }
         }
-        if target > self.clock.now() {
-            self.set_offset_for(target).await?;
-        }
-        Ok(fired)
+        Ok(Some(fired))
     }
 
     async fn set_offset_for(&self, at: DateTime<Utc>) -> EngineResult<()> {

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 /// How long `POST /v1/admin/clock` waits for the work it caused to settle.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one step of an advance waits for its work before the clock moves on.
+pub const STEP_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -264,13 +266,6 @@ async fn move_clock(
             ));
         }
     };
-    let fired = state
-        .engine
-        .advance_clock_to(target)
-        .await
-        .map_err(api_error)?;
-    state.events_appended.notify_waiters();
-    state.work_available.notify_waiters();
     let wait = match req.wait_seconds {
         Some(s) if s > SETTLE_TIMEOUT.as_secs() => {
             return Err(ApiError::validation("waitSeconds", "must be 0–30"));
@@ -278,7 +273,29 @@ async fn move_clock(
         Some(s) => Duration::from_secs(s),
         None => SETTLE_TIMEOUT,
     };
-    let settled = wait_settled(&state, wait).await;
+    // Step from timer to timer, letting each step's work settle (the executor's sends included)
+    // before moving on, so every text leaves at its own business time; once the wait budget is
+    // spent, the remaining steps run without waiting.
+    let deadline = Instant::now() + wait;
+    let mut fired = 0;
+    while let Some(n) = state
+        .engine
+        .advance_clock_step(target)
+        .await
+        .map_err(api_error)?
+    {
+        fired += n;
+        state.events_appended.notify_waiters();
+        state.work_available.notify_waiters();
+        // A step whose work cannot settle (a provider down) holds the timeline back only briefly.
+        let step_wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(STEP_SETTLE_TIMEOUT);
+        wait_settled(&state, step_wait).await;
+    }
+    state.events_appended.notify_waiters();
+    state.work_available.notify_waiters();
+    let settled = wait_settled(&state, deadline.saturating_duration_since(Instant::now())).await;
     Ok(axum::Json(
         json!({"now": state.engine.clock().now(), "firedTimers": fired, "settled": settled}),
     )
@@ -309,10 +326,10 @@ async fn wait_settled(state: &AppState, wait: Duration) -> bool {
             }
             _ => quiet = 0,
         }
-        if Instant::now() + Duration::from_millis(100) >= deadline {
+        if Instant::now() + Duration::from_millis(50) >= deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     matches!(state.engine.is_settled().await, Ok(true))
 }
