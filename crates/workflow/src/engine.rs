@@ -408,6 +408,13 @@ impl Engine {
             }
             return Ok(None);
         };
+        let at = next.due_at.max(self.clock.now());
+        // Counted before the clock moves: the background timer worker may fire some of them
+        // the moment it does, and they are this step's all the same.
+        let due = self
+            .store
+            .read(move |tx| Box::pin(async move { tx.raw().count_pending_timers(at).await }))
+            .await?;
         if next.due_at > self.clock.now() {
             self.set_offset_for(next.due_at).await?;
         }
@@ -421,7 +428,7 @@ impl Engine {
                 break;
             }
         }
-        Ok(Some(fired))
+        Ok(Some(fired.max(usize::try_from(due).unwrap_or(0))))
     }
 
     async fn set_offset_for(&self, at: DateTime<Utc>) -> EngineResult<()> {

@@ -292,12 +292,14 @@ pub async fn schedule_reminders(
     Ok(())
 }
 
-/// Cancels what is pending for the visit's reminders (timers, queued texts, log rows).
-pub async fn unschedule_reminders(
+/// Cancels the visit's pending reminder and no-reply timers; each cancelled reminder's log row
+/// records `outcome` with `reason`, and `reminder.skipped` is emitted when `emit` is set.
+async fn cancel_reminders(
     ctx: &mut Ctx<'_, '_>,
     a: &Appointment,
+    outcome: &str,
     reason: &str,
-    emit_skips: bool,
+    emit: bool,
 ) -> EngineResult<()> {
     let cancelled = timers::cancel(
         ctx,
@@ -316,8 +318,8 @@ pub async fn unschedule_reminders(
             .and_then(Value::as_str)
             .unwrap_or("reminder")
             .to_owned();
-        mark_reminder_outcome(ctx, a.id.as_str(), &kind, "cancelled", Some(reason)).await?;
-        if emit_skips {
+        mark_reminder_outcome(ctx, a.id.as_str(), &kind, outcome, Some(reason)).await?;
+        if emit {
             ctx.emit(
                 EventType::ReminderSkipped,
                 aggregate(a),
@@ -326,6 +328,17 @@ pub async fn unschedule_reminders(
             );
         }
     }
+    Ok(())
+}
+
+/// Cancels what is pending for the visit's reminders (timers, queued texts, log rows).
+pub async fn unschedule_reminders(
+    ctx: &mut Ctx<'_, '_>,
+    a: &Appointment,
+    reason: &str,
+    emit_skips: bool,
+) -> EngineResult<()> {
+    cancel_reminders(ctx, a, "cancelled", reason, emit_skips).await?;
     crate::results::withdraw_open_texts(ctx, a.id.as_str(), None).await?;
     Ok(())
 }
@@ -333,32 +346,7 @@ pub async fn unschedule_reminders(
 /// The patient confirmed: no more reminders for this visit.
 pub async fn on_confirmed(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<()> {
     enter_workflow(ctx, a).await?;
-    let cancelled = timers::cancel(
-        ctx,
-        a.id.as_str(),
-        &[TimerKind::Reminder, TimerKind::NoReplyCheck],
-    )
-    .await?;
-    for t in cancelled
-        .iter()
-        .filter(|t| t.kind == TimerKind::Reminder.as_str())
-    {
-        let kind = t
-            .payload
-            .0
-            .get("template")
-            .and_then(Value::as_str)
-            .unwrap_or("reminder")
-            .to_owned();
-        mark_reminder_outcome(ctx, a.id.as_str(), &kind, "skipped", Some("confirmed")).await?;
-        ctx.emit(
-            EventType::ReminderSkipped,
-            aggregate(a),
-            json!({"appointmentId": a.id, "kind": kind, "reason": "confirmed"}),
-            None,
-        );
-    }
-    Ok(())
+    cancel_reminders(ctx, a, "skipped", "confirmed", true).await
 }
 
 /// The visit was cancelled: everything pending for it goes.

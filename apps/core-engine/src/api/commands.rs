@@ -136,6 +136,13 @@ async fn submit(
     Ok(response)
 }
 
+/// Reading back commands and workflows is open to writers and readers alike.
+fn require_read(scope: &TenantScope) -> Result<(), ApiError> {
+    scope
+        .require(Scope::CommandsWrite)
+        .or_else(|_| scope.require(Scope::EventsRead))
+}
+
 /// A command's stored answer. Scope `commands:write` or `events:read`.
 #[utoipa::path(
     get,
@@ -155,9 +162,7 @@ async fn get_command(
     scope: TenantScope,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    if scope.require(Scope::CommandsWrite).is_err() {
-        scope.require(Scope::EventsRead)?;
-    }
+    require_read(&scope)?;
     let body = state
         .engine
         .get_command(scope.tenant_id.as_str(), &id)
@@ -185,9 +190,7 @@ async fn get_workflow(
     scope: TenantScope,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    if scope.require(Scope::CommandsWrite).is_err() {
-        scope.require(Scope::EventsRead)?;
-    }
+    require_read(&scope)?;
     let body = state
         .engine
         .get_workflow(scope.tenant_id.as_str(), &id)
