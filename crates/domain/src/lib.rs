@@ -4,6 +4,7 @@
 //! message templates. Nothing in here reads a clock, a file or the network.
 
 pub mod appointment;
+pub mod credentials;
 pub mod customer;
 pub mod event;
 pub mod ids;

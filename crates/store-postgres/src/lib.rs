@@ -51,6 +51,7 @@ pub struct PgTx<'c> {
 }
 
 aro_store::impl_subscription_rows!(PgTx<'_>, sqlx::Postgres);
+aro_store::impl_tenant_credential_rows!(PgTx<'_>, sqlx::Postgres);
 
 aro_store::impl_engine_rows!(PgTx<'_>, sqlx::Postgres, {
     async fn claim_due_timers(

@@ -106,6 +106,7 @@ pub struct SqliteTx<'c> {
 }
 
 aro_store::impl_subscription_rows!(SqliteTx<'_>, sqlx::Sqlite);
+aro_store::impl_tenant_credential_rows!(SqliteTx<'_>, sqlx::Sqlite);
 
 aro_store::impl_engine_rows!(SqliteTx<'_>, sqlx::Sqlite, {
     async fn claim_due_timers(

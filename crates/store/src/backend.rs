@@ -77,7 +77,10 @@ pub trait Backend: Send + Sync + 'static {
 /// Row-level operations inside one transaction.
 #[async_trait]
 pub trait BackendTx:
-    crate::subscriptions::SubscriptionRows + crate::engine_rows::EngineRows + Send
+    crate::subscriptions::SubscriptionRows
+    + crate::engine_rows::EngineRows
+    + crate::tenant_credentials::TenantCredentialRows
+    + Send
 {
     // --- engine-specific ---
     /// Serialises transactions that touch the same logical key (e.g. one booking's identity)

@@ -15,6 +15,7 @@ pub mod records;
 pub mod rows;
 mod store;
 pub mod subscriptions;
+pub mod tenant_credentials;
 mod tx;
 mod tx_subscriptions;
 mod vault;

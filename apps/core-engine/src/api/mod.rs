@@ -8,6 +8,7 @@ pub mod events;
 pub mod executions;
 pub mod reports;
 pub mod subscriptions;
+pub mod tenant_credentials;
 pub mod webhooks;
 
 use crate::AppState;
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(events::router())
         .merge(subscriptions::router())
+        .merge(tenant_credentials::router())
         .merge(webhooks::router())
         .merge(crate::openapi::router())
         .with_state(state)

@@ -39,7 +39,7 @@ pub async fn receive(
     request: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_from_path(&tenant)?;
-    let secret = signing_secret(&state, &tenant, Provider::Calendly)?;
+    let secret = signing_secret(&state, &tenant, Provider::Calendly).await?;
     let header = header_text(request.headers(), signature::HEADER)
         .map(|h| h.map(str::to_owned))
         .map_err(|e| signature_error(Provider::Calendly, &tenant, e))?;

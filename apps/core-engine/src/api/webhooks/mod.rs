@@ -73,19 +73,34 @@ impl Provider {
     pub fn actor(self) -> String {
         format!("provider:{}", self.as_str())
     }
+
+    /// The same provider among those a tenant can bring its own credentials for.
+    pub fn credentials(self) -> aro_domain::credentials::CredentialProvider {
+        use aro_domain::credentials::CredentialProvider;
+        match self {
+            Self::Calendly => CredentialProvider::Calendly,
+            Self::Twilio => CredentialProvider::Twilio,
+            Self::Stripe => CredentialProvider::Stripe,
+        }
+    }
 }
 
-/// The secret a provider signs this tenant's webhooks with.
-///
-/// Today that is the installation's `[providers.*]` secret for every tenant. When tenants bring
-/// their own provider accounts, their secret is looked up here first; an unknown tenant then
-/// falls back to the installation's secret, so an unsigned caller still learns nothing about
-/// which tenants exist (it gets 401 either way).
-pub fn signing_secret(
+/// The secret a provider signs this tenant's webhooks with: the tenant's own when it has
+/// credentials of its own for the provider (Stripe gives every endpoint its own signing secret;
+/// a tenant's own Twilio account signs with its own auth token), else the installation's
+/// `[providers.*]` secret. An unknown tenant gets the installation's secret too, so an unsigned
+/// caller still learns nothing about which tenants exist (it gets 401 either way).
+pub async fn signing_secret(
     state: &AppState,
-    _tenant: &TenantId,
+    tenant: &TenantId,
     provider: Provider,
 ) -> Result<Secret, ApiError> {
+    let own = super::tenant_credentials::webhook_secret(state, tenant, provider.credentials())
+        .await?
+        .filter(|s| !s.trim().is_empty());
+    if let Some(own) = own {
+        return Ok(Secret::new(own));
+    }
     let providers = &state.config.providers;
     let secret = match provider {
         Provider::Calendly => providers

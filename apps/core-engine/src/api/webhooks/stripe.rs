@@ -27,7 +27,7 @@ pub async fn receive(
     request: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_from_path(&tenant)?;
-    let secret = signing_secret(&state, &tenant, Provider::Stripe)?;
+    let secret = signing_secret(&state, &tenant, Provider::Stripe).await?;
     let header = header_text(request.headers(), signature::HEADER)
         .map(|h| h.map(str::to_owned))
         .map_err(|e| signature_error(Provider::Stripe, &tenant, e))?;

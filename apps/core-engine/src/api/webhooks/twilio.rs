@@ -45,7 +45,7 @@ async fn verify(
     tenant: &TenantId,
     request: Request,
 ) -> Result<Verified, ApiError> {
-    let secret = signing_secret(state, tenant, Provider::Twilio)?;
+    let secret = signing_secret(state, tenant, Provider::Twilio).await?;
     let header = header_text(request.headers(), signature::HEADER)
         .map(|h| h.map(str::to_owned))
         .map_err(|e| signature_error(Provider::Twilio, tenant, e))?;
