@@ -1,7 +1,8 @@
 //! The sandbox side (DESIGN.md "Sandbox"): what a tester or a test drives — the patient's phone
 //! (`/sandbox/messages`, `/sandbox/reply`), the booking page (`/sandbox/bookings…`), the payment
-//! page (`/sandbox/payments…`), fault injection and per-tenant switches. JSON in camelCase,
-//! errors in ARO's envelope; never subject to faults. `tenantId` defaults to `default`.
+//! page (`/sandbox/payments…`), fault injection, per-tenant switches and extra Twilio accounts
+//! (`/sandbox/accounts`, for tenants with credentials of their own). JSON in camelCase, errors
+//! in ARO's envelope; never subject to faults. `tenantId` defaults to `default`.
 
 use crate::calendly::{self, BookingRef, NewBooking};
 use crate::faults::{self, Fault, FaultMode, Provider};
@@ -39,6 +40,7 @@ pub(crate) fn router(sandbox: Sandbox) -> Router {
             post(set_fault).get(list_faults).delete(clear_faults),
         )
         .route("/sandbox/settings", post(set_switches).get(get_switches))
+        .route("/sandbox/accounts", post(add_account).get(list_accounts))
         .with_state(sandbox)
 }
 
@@ -97,6 +99,7 @@ async fn messages(
         .map(|m| {
             json!({
                 "id": m.sid,
+                "accountSid": m.account_sid,
                 "tenantId": m.tenant_id,
                 "to": m.to,
                 "from": m.sender,
@@ -499,4 +502,62 @@ async fn get_switches(
 ) -> Result<ApiJson<Value>, ApiError> {
     let tenant_id = tenant(query.tenant_id.as_deref())?;
     Ok(ApiJson(switches_json(&sandbox, &tenant_id)))
+}
+
+// ---- extra accounts ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AccountRequest {
+    provider: Provider,
+    account_sid: String,
+    auth_token: aro_config::Secret,
+}
+
+/// `POST /sandbox/accounts {provider: "twilio", accountSid, authToken}`: the Twilio API accepts
+/// this account too from now on (a tenant's own, set in ARO with `aro tenant providers set`),
+/// keeps its messages apart from other accounts', and signs the webhooks about them (status
+/// callbacks, replies to its texts) with its auth token, as Twilio does. Adding it again
+/// replaces the token.
+async fn add_account(
+    State(sandbox): State<Sandbox>,
+    ApiJson(request): ApiJson<AccountRequest>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    if request.provider != Provider::Twilio {
+        return Err(ApiError::validation(
+            "provider",
+            "only Twilio accounts can be added (Stripe and Calendly take the configured credentials)",
+        ));
+    }
+    let sid = request.account_sid.trim();
+    if !(sid.len() == 34
+        && sid.starts_with("AC")
+        && sid.bytes().skip(2).all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(ApiError::validation(
+            "accountSid",
+            "a Twilio Account SID is AC followed by 32 hex characters",
+        ));
+    }
+    if request.auth_token.expose().trim().is_empty() {
+        return Err(ApiError::validation("authToken", "is empty"));
+    }
+    sandbox.state().twilio.add_account(sid, request.auth_token);
+    tracing::info!(account = sid, "twilio account added");
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(json!({"provider": "twilio", "accountSid": sid})),
+    ))
+}
+
+/// `GET /sandbox/accounts`: the added accounts' SIDs (never a token).
+async fn list_accounts(State(sandbox): State<Sandbox>) -> ApiJson<Value> {
+    let accounts: Vec<Value> = sandbox
+        .state()
+        .twilio
+        .added_accounts()
+        .into_iter()
+        .map(|sid| json!({"provider": "twilio", "accountSid": sid}))
+        .collect();
+    ApiJson(json!({"accounts": accounts}))
 }

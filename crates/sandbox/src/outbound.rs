@@ -148,11 +148,16 @@ impl Sandbox {
         let now = chrono::Utc::now().timestamp();
         let body = match &hook.payload {
             Payload::TwilioForm(params) => {
-                let signature = signatures::twilio::signature(
-                    settings.twilio.auth_token.expose(),
-                    &hook.url,
-                    params,
-                );
+                // Twilio signs with the auth token of the account the webhook is about.
+                let account = params
+                    .iter()
+                    .find(|(name, _)| name == "AccountSid")
+                    .map(|(_, sid)| sid.as_str());
+                let added = account
+                    .filter(|sid| *sid != settings.twilio.account_sid)
+                    .and_then(|sid| self.state().twilio.added_account_token(sid).cloned());
+                let token = added.unwrap_or_else(|| settings.twilio.auth_token.clone());
+                let signature = signatures::twilio::signature(token.expose(), &hook.url, params);
                 insert(&mut headers, signatures::twilio::HEADER, &signature);
                 insert(
                     &mut headers,

@@ -21,7 +21,9 @@ const MAX_BODY_CHARS: usize = 1600;
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1000;
 
-/// Refuses anything but this account's own SID and auth token (401, Twilio error 20003).
+/// Refuses anything but a known account's own SID and auth token, for that account's own
+/// path (401, Twilio error 20003). Known: the configured account, and any added with
+/// `POST /sandbox/accounts` (a tenant's own).
 fn authenticate(
     sandbox: &Sandbox,
     headers: &HeaderMap,
@@ -31,9 +33,16 @@ fn authenticate(
     let Some((user, password)) = wire::basic_credentials(headers) else {
         return Err(TwilioError::authenticate());
     };
-    let valid = user == twilio.account_sid
-        && wire::same_secret(&password, twilio.auth_token.expose())
-        && path_account == twilio.account_sid;
+    let token_matches = if user == twilio.account_sid {
+        wire::same_secret(&password, twilio.auth_token.expose())
+    } else {
+        sandbox
+            .state()
+            .twilio
+            .added_account_token(&user)
+            .is_some_and(|token| wire::same_secret(&password, token.expose()))
+    };
+    let valid = token_matches && path_account == user;
     if valid {
         Ok(())
     } else {
@@ -125,6 +134,7 @@ fn accept(
     let now = Utc::now();
     let message = StoredMessage {
         sid: ids::twilio_sid("SM"),
+        account_sid: account_sid.to_owned(),
         tenant_id,
         direction: Direction::OutboundApi,
         sender,
@@ -256,6 +266,7 @@ pub(super) async fn fetch_message(
             .twilio
             .messages
             .get(sid)
+            .filter(|m| m.account_sid == account_sid)
             .map(|m| m.resource(&account_sid))
     });
     with_request_id(match found {
@@ -407,7 +418,7 @@ pub(super) async fn list_messages(
             .messages
             .values()
             .rev()
-            .filter(|m| filter.matches(m))
+            .filter(|m| m.account_sid == account_sid && filter.matches(m))
             .skip(filter.page.saturating_mul(filter.page_size));
         let page: Vec<Value> = matching
             .by_ref()

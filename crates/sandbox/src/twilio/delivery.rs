@@ -75,7 +75,6 @@ pub(super) fn start(
     let worker = sandbox.clone();
     sandbox.spawn(async move {
         let step = worker.settings().timing.delivery_step;
-        let account_sid = worker.settings().twilio.account_sid.clone();
         for (status, error_code) in steps {
             if !worker.pause(step).await {
                 return;
@@ -93,7 +92,7 @@ pub(super) fn start(
                 if status == Status::Sent {
                     message.sent = Some(now);
                 }
-                callback_params(message, &account_sid)
+                callback_params(message, &message.account_sid)
             };
             let reported = !matches!(status, Status::Queued | Status::Accepted);
             if let (true, Some(url)) = (reported, &callback) {

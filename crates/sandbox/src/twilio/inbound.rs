@@ -36,12 +36,16 @@ pub(crate) struct Received {
 /// inbound webhooks, and the tester wants core's first answer).
 pub(crate) async fn receive_reply(sandbox: &Sandbox, reply: Reply) -> Received {
     let settings = sandbox.settings();
-    let account_sid = settings.twilio.account_sid.clone();
     let now = Utc::now();
     let message_sid = ids::twilio_sid("SM");
     let num_segments = segments::count(&reply.body);
-    let (to, auto_reply) = {
+    let (to, auto_reply, account_sid) = {
         let mut state = sandbox.state();
+        // …on the account that texted the patient (a tenant's own, or the configured one).
+        let account_sid = state
+            .twilio
+            .last_account_to(&reply.tenant_id, &reply.from)
+            .unwrap_or_else(|| settings.twilio.account_sid.clone());
         // The reply goes to the number that last texted this patient for the tenant.
         let to = state
             .twilio
@@ -67,6 +71,7 @@ pub(crate) async fn receive_reply(sandbox: &Sandbox, reply: Reply) -> Received {
             message_sid.clone(),
             StoredMessage {
                 sid: message_sid.clone(),
+                account_sid: account_sid.clone(),
                 tenant_id: reply.tenant_id.clone(),
                 direction: Direction::Inbound,
                 sender: reply.from.clone(),
@@ -87,6 +92,7 @@ pub(crate) async fn receive_reply(sandbox: &Sandbox, reply: Reply) -> Received {
                 sid.clone(),
                 StoredMessage {
                     sid,
+                    account_sid: account_sid.clone(),
                     tenant_id: reply.tenant_id.clone(),
                     direction: Direction::OutboundReply,
                     sender: to.clone(),
@@ -102,7 +108,7 @@ pub(crate) async fn receive_reply(sandbox: &Sandbox, reply: Reply) -> Received {
                 },
             );
         }
-        (to, auto_reply.map(str::to_owned))
+        (to, auto_reply.map(str::to_owned), account_sid)
     };
 
     let mut params = vec![

@@ -90,6 +90,8 @@ impl Status {
 #[derive(Debug, Clone)]
 pub(crate) struct StoredMessage {
     pub sid: String,
+    /// The account it belongs to (the configured one, or one added with `POST /sandbox/accounts`).
+    pub account_sid: String,
     /// The tenant it belongs to (for sends: from the status callback URL, else `default`).
     pub tenant_id: String,
     pub direction: Direction,
@@ -153,6 +155,15 @@ pub(crate) struct TwilioState {
     pub messages: Bounded<StoredMessage>,
     /// `sender>recipient` pairs blocked by an opt-out keyword.
     opted_out: Bounded<()>,
+    /// Accounts accepted besides the configured one (a tenant's own), by SID, with their auth
+    /// tokens: `POST /sandbox/accounts`.
+    accounts: Bounded<AddedAccount>,
+}
+
+/// An account added with `POST /sandbox/accounts`.
+pub(crate) struct AddedAccount {
+    pub account_sid: String,
+    pub auth_token: aro_config::Secret,
 }
 
 impl TwilioState {
@@ -160,7 +171,43 @@ impl TwilioState {
         Self {
             messages: Bounded::new(cap),
             opted_out: Bounded::new(cap),
+            accounts: Bounded::new(cap),
         }
+    }
+
+    /// Accepts `account_sid` with `auth_token` from now on (a repeat replaces the token).
+    pub fn add_account(&mut self, account_sid: &str, auth_token: aro_config::Secret) {
+        self.accounts.insert(
+            account_sid.to_owned(),
+            AddedAccount {
+                account_sid: account_sid.to_owned(),
+                auth_token,
+            },
+        );
+    }
+
+    /// The SIDs of the added accounts, oldest first.
+    pub fn added_accounts(&self) -> Vec<String> {
+        self.accounts
+            .values()
+            .map(|a| a.account_sid.clone())
+            .collect()
+    }
+
+    /// The auth token of an added account.
+    pub fn added_account_token(&self, account_sid: &str) -> Option<&aro_config::Secret> {
+        self.accounts.get(account_sid).map(|a| &a.auth_token)
+    }
+
+    /// The account of the message that most recently texted `recipient` for `tenant`.
+    pub fn last_account_to(&self, tenant: &str, recipient: &str) -> Option<String> {
+        self.messages
+            .values()
+            .rev()
+            .find(|m| {
+                m.tenant_id == tenant && m.to == recipient && m.direction == Direction::OutboundApi
+            })
+            .map(|m| m.account_sid.clone())
     }
 
     fn pair(sender: &str, recipient: &str) -> String {

@@ -2,6 +2,7 @@
 //! provider side, and what core receives (signatures verified with aro-security) when a tester
 //! drives the sandbox side.
 
+mod accounts;
 mod aro_parsers;
 mod calendly;
 mod common;
