@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aro_config::{Config, Secret};
+use aro_domain::credentials::{CredentialProvider, ProviderCredentials};
 use aro_http::request_id::new_request_id;
 use aro_resilience::{Classify, Failure, Resilient, parse_retry_after};
 use aro_security::tokens::{Scope, TenantGrant, TokenSigner};
@@ -360,6 +361,29 @@ impl CoreClient {
         let url = self.url("v1/tenant")?;
         self.send(CORE_DESTINATION, Method::Get, url, None, Some(tenant_id))
             .await
+    }
+
+    /// `GET /v1/executions/credentials/{provider}` for `tenant_id`: the tenant's own
+    /// credentials, or `None` when it has none (core answers 404 and the installation's apply).
+    pub async fn tenant_credentials(
+        &self,
+        tenant_id: &str,
+        provider: CredentialProvider,
+    ) -> Result<Option<ProviderCredentials>, CoreError> {
+        let mut url = self.url("v1/executions/credentials/")?;
+        url.path_segments_mut()
+            .map_err(|()| CoreError::Unreachable("core URL cannot hold the path"))?
+            .pop_if_empty()
+            .push(provider.as_str());
+        match self
+            .send(CORE_DESTINATION, Method::Get, url, None, Some(tenant_id))
+            .await
+        {
+            Ok(credentials) => Ok(Some(credentials)),
+            // `NO_TENANT_CREDENTIALS`, or a core that predates tenants' own credentials.
+            Err(CoreError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     fn execution_url(&self, execution_id: &str, action: &str) -> Result<Url, CoreError> {

@@ -14,6 +14,7 @@
 //! own, with exactly its grant).
 
 pub mod core;
+pub mod credentials;
 pub mod handlers;
 pub mod outcome;
 pub mod permissions;
@@ -82,8 +83,9 @@ impl Executor {
         let executor = &config.services.executor;
         let max_in_flight = usize::try_from(executor.max_in_flight.clamp(1, 100)).unwrap_or(16);
         let lease = Duration::from_secs(u64::from(executor.lease_secs.clamp(5, 3600)));
-        let providers = providers::Providers::new(config, &http, &resilient, max_in_flight);
-        let core = core::CoreClient::new(config, http.clone(), resilient)?;
+        let core = core::CoreClient::new(config, http.clone(), resilient.clone())?;
+        let providers = providers::Providers::new(config, &http, &resilient, max_in_flight)
+            .with_tenant_credentials(credentials::TenantCredentials::new(core.clone()));
         let worker = Worker::new(core, providers.clone(), lease, max_in_flight, tuning);
         Ok(Self {
             worker,

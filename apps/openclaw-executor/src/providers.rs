@@ -8,12 +8,20 @@
 //! Readiness names a provider whose credentials are missing or were refused at run time (a
 //! 401/403 seen on a real call); it never shows a credential. A refusal is forgotten at the next
 //! call the provider accepts.
+//!
+//! A tenant with credentials of its own ([`crate::credentials`]) gets clients built from them
+//! ([`Providers::twilio_for`] and its siblings), on the installation's base URLs; their
+//! resilience destinations are per account (`twilio:{AccountSid}`) or, where an API key names
+//! no account, per tenant (`stripe:tenant:{id}`, `calendly:tenant:{id}`), so one clinic's
+//! refused key or outage never opens the breaker of another. A refusal of a tenant's own
+//! credentials fails a readiness check of its own, `{provider}:{tenant}`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use aro_config::Config;
+use aro_config::{CalendlyConfig, Config, Secret, StripeConfig, TwilioConfig};
+use aro_domain::credentials::{CredentialProvider, ProviderCredentials};
 use aro_http::Check;
 use aro_integrations::calendly::CalendlyClient;
 use aro_integrations::llm::LlmClient;
@@ -27,6 +35,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Tuning;
 use crate::core::{CLAIM_DESTINATION, CORE_DESTINATION};
+use crate::credentials::{CredentialOwner, TenantCredentials};
+use crate::outcome::ExecutionFailure;
+
+/// How long to wait before the next try when a tenant's credentials could not be read.
+const CREDENTIALS_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The resilience policies of every destination the executor calls.
 ///
@@ -100,9 +113,53 @@ pub struct Providers {
     pub calendly: Option<CalendlyClient>,
     pub llm: Option<LlmClient>,
     misconfigured: Vec<Misconfigured>,
-    /// Providers whose credentials were refused at run time, with the HTTP status.
-    refused: Arc<Mutex<HashMap<Provider, u16>>>,
+    /// Credentials refused at run time (the installation's, or a tenant's own), with the HTTP
+    /// status.
+    refused: Arc<Mutex<HashMap<(Provider, CredentialOwner), u16>>>,
     slots: Arc<HashMap<Provider, Arc<Semaphore>>>,
+    /// Tenants' own credentials; `None` uses the installation's for every tenant.
+    tenant_credentials: Option<TenantCredentials>,
+    /// What clients for tenants' own credentials are built with.
+    http: reqwest::Client,
+    resilient: Resilient,
+    base_urls: BaseUrls,
+}
+
+/// The providers' base URLs, the installation's choice (the real APIs or the sandbox) for
+/// tenants' own credentials too.
+#[derive(Clone)]
+struct BaseUrls {
+    twilio: url::Url,
+    stripe: url::Url,
+    calendly: url::Url,
+}
+
+impl BaseUrls {
+    fn from_config(config: &Config) -> Self {
+        let p = &config.providers;
+        let public = |raw: &str| url::Url::parse(raw).ok();
+        // The literals are valid URLs; a section's own base URL wins.
+        let pick = |configured: Option<&url::Url>, default: &str| {
+            configured
+                .cloned()
+                .or_else(|| public(default))
+                .unwrap_or_else(|| config.services.core.url.clone())
+        };
+        Self {
+            twilio: pick(
+                p.twilio.as_ref().map(|t| &t.base_url),
+                "https://api.twilio.com",
+            ),
+            stripe: pick(
+                p.stripe.as_ref().map(|s| &s.base_url),
+                "https://api.stripe.com",
+            ),
+            calendly: pick(
+                p.calendly.as_ref().map(|c| &c.base_url),
+                "https://api.calendly.com",
+            ),
+        }
+    }
 }
 
 impl std::fmt::Debug for Providers {
@@ -186,6 +243,139 @@ impl Providers {
             misconfigured,
             refused: Arc::new(Mutex::new(HashMap::new())),
             slots: Arc::new(slots),
+            tenant_credentials: None,
+            http: http.clone(),
+            resilient: resilient.clone(),
+            base_urls: BaseUrls::from_config(config),
+        }
+    }
+
+    /// Uses tenants' own credentials where core has some (else the installation's).
+    #[must_use]
+    pub fn with_tenant_credentials(mut self, credentials: TenantCredentials) -> Self {
+        self.tenant_credentials = Some(credentials);
+        self
+    }
+
+    /// The tenant's own credentials for `provider`, if it has some. A change since the last
+    /// read clears what was learnt about the old ones.
+    async fn own_credentials(
+        &self,
+        tenant_id: &str,
+        provider: Provider,
+        kind: CredentialProvider,
+    ) -> Result<Option<ProviderCredentials>, ExecutionFailure> {
+        let Some(cache) = &self.tenant_credentials else {
+            return Ok(None);
+        };
+        let lookup = cache.get(tenant_id, kind).await.map_err(|error| {
+            tracing::warn!(tenant = tenant_id, provider = provider.as_str(), error = %error, "the tenant's provider credentials could not be read");
+            ExecutionFailure::retryable(
+                "TENANT_CREDENTIALS_UNAVAILABLE",
+                format!("the tenant's {} credentials could not be read from core", provider.as_str()),
+                Some(CREDENTIALS_RETRY_AFTER),
+            )
+        })?;
+        if lookup.changed {
+            self.refused
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&(provider, CredentialOwner::Tenant(tenant_id.to_owned())));
+        }
+        Ok(lookup.own)
+    }
+
+    /// The Twilio client for `tenant_id`: its own account when it has one, else the
+    /// installation's; `None` when neither exists.
+    pub async fn twilio_for(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<(TwilioClient, CredentialOwner)>, ExecutionFailure> {
+        match self
+            .own_credentials(tenant_id, Provider::Twilio, CredentialProvider::Twilio)
+            .await?
+        {
+            Some(ProviderCredentials::Twilio(own)) => {
+                let config = TwilioConfig {
+                    account_sid: own.account_sid,
+                    auth_token: Secret::new(own.auth_token),
+                    from_number: own.from_number,
+                    messaging_service_sid: own.messaging_service_sid,
+                    base_url: self.base_urls.twilio.clone(),
+                };
+                // Destination `twilio:{AccountSid}`: per account.
+                let client = TwilioClient::new(&config, self.http.clone(), self.resilient.clone());
+                Ok(Some((
+                    client,
+                    CredentialOwner::Tenant(tenant_id.to_owned()),
+                )))
+            }
+            Some(_) => Err(mismatched(Provider::Twilio)),
+            None => Ok(self
+                .twilio
+                .clone()
+                .map(|client| (client, CredentialOwner::Installation))),
+        }
+    }
+
+    /// The Stripe client for `tenant_id` (see [`Self::twilio_for`]).
+    pub async fn stripe_for(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<(StripeClient, CredentialOwner)>, ExecutionFailure> {
+        match self
+            .own_credentials(tenant_id, Provider::Stripe, CredentialProvider::Stripe)
+            .await?
+        {
+            Some(ProviderCredentials::Stripe(own)) => {
+                let config = StripeConfig {
+                    secret_key: Secret::new(own.secret_key),
+                    webhook_secret: Secret::new(own.webhook_secret),
+                    base_url: self.base_urls.stripe.clone(),
+                };
+                let client = StripeClient::new(&config, self.http.clone(), self.resilient.clone())
+                    .with_destination(format!("stripe:tenant:{tenant_id}"));
+                Ok(Some((
+                    client,
+                    CredentialOwner::Tenant(tenant_id.to_owned()),
+                )))
+            }
+            Some(_) => Err(mismatched(Provider::Stripe)),
+            None => Ok(self
+                .stripe
+                .clone()
+                .map(|client| (client, CredentialOwner::Installation))),
+        }
+    }
+
+    /// The Calendly client for `tenant_id` (see [`Self::twilio_for`]).
+    pub async fn calendly_for(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<(CalendlyClient, CredentialOwner)>, ExecutionFailure> {
+        match self
+            .own_credentials(tenant_id, Provider::Calendly, CredentialProvider::Calendly)
+            .await?
+        {
+            Some(ProviderCredentials::Calendly(own)) => {
+                let config = CalendlyConfig {
+                    api_token: Secret::new(own.api_token),
+                    webhook_signing_key: Secret::new(own.webhook_signing_key),
+                    base_url: self.base_urls.calendly.clone(),
+                };
+                let client =
+                    CalendlyClient::new(&config, self.http.clone(), self.resilient.clone())
+                        .with_destination(format!("calendly:tenant:{tenant_id}"));
+                Ok(Some((
+                    client,
+                    CredentialOwner::Tenant(tenant_id.to_owned()),
+                )))
+            }
+            Some(_) => Err(mismatched(Provider::Calendly)),
+            None => Ok(self
+                .calendly
+                .clone()
+                .map(|client| (client, CredentialOwner::Installation))),
         }
     }
 
@@ -209,21 +399,40 @@ impl Providers {
         Arc::clone(semaphore).acquire_owned().await.ok()
     }
 
-    /// Notes what a call said about the provider's credentials.
+    /// Notes what a call with the installation's credentials said about them.
     pub fn observe<T>(&self, provider: Provider, result: &Result<T, ProviderError>) {
+        self.observe_as(provider, &CredentialOwner::Installation, result);
+    }
+
+    /// Notes what a call said about the credentials it used (`owner`'s).
+    pub fn observe_as<T>(
+        &self,
+        provider: Provider,
+        owner: &CredentialOwner,
+        result: &Result<T, ProviderError>,
+    ) {
         let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (provider, owner.clone());
         match result {
             Ok(_) => {
-                refused.remove(&provider);
+                refused.remove(&key);
             }
             Err(error) if error.kind() == ErrorKind::CredentialRejected => {
                 let status = error.http_status().unwrap_or(401);
-                if refused.insert(provider, status).is_none() {
-                    tracing::error!(
-                        provider = provider.as_str(),
-                        status,
-                        "the provider refused the configured credentials"
-                    );
+                if refused.insert(key, status).is_none() {
+                    match owner {
+                        CredentialOwner::Installation => tracing::error!(
+                            provider = provider.as_str(),
+                            status,
+                            "the provider refused the configured credentials"
+                        ),
+                        CredentialOwner::Tenant(tenant) => tracing::error!(
+                            provider = provider.as_str(),
+                            tenant = %tenant,
+                            status,
+                            "the provider refused the tenant's own credentials"
+                        ),
+                    }
                 }
             }
             Err(_) => {}
@@ -237,26 +446,55 @@ impl Providers {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        self.configured()
-            .into_iter()
-            .map(|name| {
-                let provider = match name {
-                    "twilio" => Provider::Twilio,
-                    "stripe" => Provider::Stripe,
-                    "calendly" => Provider::Calendly,
-                    _ => Provider::Llm,
-                };
-                if let Some(problem) = self.misconfigured.iter().find(|m| m.provider == provider) {
-                    return Check::failed(name, problem.reason);
+        let installation = self.configured().into_iter().map(|name| {
+            let provider = match name {
+                "twilio" => Provider::Twilio,
+                "stripe" => Provider::Stripe,
+                "calendly" => Provider::Calendly,
+                _ => Provider::Llm,
+            };
+            if let Some(problem) = self.misconfigured.iter().find(|m| m.provider == provider) {
+                return Check::failed(name, problem.reason);
+            }
+            match refused.get(&(provider, CredentialOwner::Installation)) {
+                Some(status) => Check::failed(
+                    name,
+                    format!("credentials refused by the provider (HTTP {status})"),
+                ),
+                None => Check::ok(name),
+            }
+        });
+        // Only refused tenants are named: a check per tenant would grow with the installation.
+        let mut tenants: Vec<(String, String, u16)> = refused
+            .iter()
+            .filter_map(|((provider, owner), status)| match owner {
+                CredentialOwner::Tenant(tenant) => {
+                    Some((provider.as_str().to_owned(), tenant.clone(), *status))
                 }
-                match refused.get(&provider) {
-                    Some(status) => Check::failed(
-                        name,
-                        format!("credentials refused by the provider (HTTP {status})"),
-                    ),
-                    None => Check::ok(name),
-                }
+                CredentialOwner::Installation => None,
             })
-            .collect()
+            .collect();
+        tenants.sort();
+        let tenants = tenants.into_iter().map(|(provider, tenant, status)| {
+            Check::failed(
+                format!("{provider}:{tenant}"),
+                format!(
+                    "tenant {tenant}'s own {provider} credentials refused by the provider (HTTP {status})"
+                ),
+            )
+        });
+        installation.chain(tenants).collect()
     }
+}
+
+/// Core handed out another provider's credentials: never used, and never guessed around.
+fn mismatched(provider: Provider) -> ExecutionFailure {
+    ExecutionFailure::retryable(
+        "TENANT_CREDENTIALS_UNAVAILABLE",
+        format!(
+            "core answered with credentials of another provider than {}",
+            provider.as_str()
+        ),
+        Some(CREDENTIALS_RETRY_AFTER),
+    )
 }

@@ -55,13 +55,13 @@ pub(super) async fn fetch_invitee(
     execution: &ClaimedExecution,
 ) -> Result<Outcome, ExecutionFailure> {
     let p: FetchInvitee = payload(execution)?;
-    let calendly = providers
-        .calendly
-        .as_ref()
+    let (calendly, owner) = providers
+        .calendly_for(&execution.tenant_id)
+        .await?
         .ok_or_else(|| not_configured("providers.calendly"))?;
     let _slot = providers.slot(Provider::Calendly).await;
     let invitee = calendly.get_invitee(&p.invitee_uri).await;
-    providers.observe(Provider::Calendly, &invitee);
+    providers.observe_as(Provider::Calendly, &owner, &invitee);
     let invitee = invitee.map_err(|error| ExecutionFailure::from_provider(&error))?;
     if invitee.status.as_deref() == Some("canceled") {
         // Cancelled (or rescheduled away) while the look-up waited: nothing to book.
@@ -78,7 +78,7 @@ pub(super) async fn fetch_invitee(
     let event = match event_uri {
         Some(uri) => {
             let event = calendly.get_event(&uri).await;
-            providers.observe(Provider::Calendly, &event);
+            providers.observe_as(Provider::Calendly, &owner, &event);
             Some(event.map_err(|error| ExecutionFailure::from_provider(&error))?)
         }
         None => None,
@@ -89,6 +89,7 @@ pub(super) async fn fetch_invitee(
     tracing::info!(
         execution = %execution.execution_id,
         has_phone = booking.phone_raw.is_some(),
+        credentials = owner.label(),
         "booking read from Calendly"
     );
     Ok(Outcome::Succeeded {

@@ -65,9 +65,9 @@ pub(super) async fn send(
             ));
         }
     }
-    let twilio = providers
-        .twilio
-        .as_ref()
+    let (twilio, owner) = providers
+        .twilio_for(&execution.tenant_id)
+        .await?
         .ok_or_else(|| not_configured("providers.twilio"))?;
     let mut request = SendSms::new(p.to, p.body, p.idempotency_key);
     if let Some(raw) = p.status_callback.as_deref().filter(|s| !s.is_empty()) {
@@ -94,7 +94,7 @@ pub(super) async fn send(
     }
     let _slot = providers.slot(Provider::Twilio).await;
     let result = twilio.send_sms(&request).await;
-    providers.observe(Provider::Twilio, &result);
+    providers.observe_as(Provider::Twilio, &owner, &result);
     let message = result.map_err(|error| {
         tracing::info!(
             execution = %execution.execution_id,
@@ -111,6 +111,7 @@ pub(super) async fn send(
         message_id = p.message_id.as_deref().unwrap_or(""),
         sid = %message.sid,
         status = %message.status,
+        credentials = owner.label(),
         "sent"
     );
     Ok(Outcome::Succeeded {

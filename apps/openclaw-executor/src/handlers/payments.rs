@@ -44,9 +44,9 @@ pub(super) async fn deposit_link(
     execution: &ClaimedExecution,
 ) -> Result<Outcome, ExecutionFailure> {
     let p: DepositPayload = payload(execution)?;
-    let stripe = providers
-        .stripe
-        .as_ref()
+    let (stripe, owner) = providers
+        .stripe_for(&execution.tenant_id)
+        .await?
         .ok_or_else(|| not_configured("providers.stripe"))?;
     let link = DepositLink {
         amount_minor: p.amount_minor,
@@ -61,12 +61,13 @@ pub(super) async fn deposit_link(
     };
     let _slot = providers.slot(Provider::Stripe).await;
     let result = stripe.create_deposit_link(&link).await;
-    providers.observe(Provider::Stripe, &result);
+    providers.observe_as(Provider::Stripe, &owner, &result);
     let created = result.map_err(|error| ExecutionFailure::from_provider(&error))?;
     tracing::info!(
         execution = %execution.execution_id,
         payment_link = %created.id,
         core_payment_link = p.payment_link_id.as_deref().unwrap_or(""),
+        credentials = owner.label(),
         "deposit link ready"
     );
     Ok(Outcome::Succeeded {
