@@ -8,6 +8,7 @@ mod common;
 mod events;
 mod migrate;
 mod tenant;
+mod tenant_providers;
 mod token;
 mod up;
 

@@ -1,4 +1,5 @@
-//! `aro tenant add`: a new clinic, created by the running core-engine.
+//! `aro tenant add`: a new clinic, created by the running core-engine; `aro tenant providers`:
+//! its own provider credentials ([`crate::tenant_providers`]).
 
 use crate::admin_client::CoreClient;
 use crate::common::ConfigArgs;
@@ -39,6 +40,8 @@ enum Action {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// A tenant's own Twilio, Stripe or Calendly credentials: `set`, `list`, `remove`.
+    Providers(crate::tenant_providers::ProvidersArgs),
 }
 
 pub async fn run(args: TenantArgs) -> Result<ExitCode> {
@@ -63,5 +66,6 @@ pub async fn run(args: TenantArgs) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&created)?);
             Ok(ExitCode::SUCCESS)
         }
+        Action::Providers(args) => crate::tenant_providers::run(args).await,
     }
 }
