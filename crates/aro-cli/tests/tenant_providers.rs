@@ -12,7 +12,6 @@ const STRIPE_WHSEC: &str = "whsec_cli0123456789abcdefSEC8";
 
 struct Core {
     config: std::path::PathBuf,
-    url: String,
     shutdown: aro_http::CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -36,7 +35,6 @@ async fn start_core() -> Core {
     tokio::spawn(aro_core_engine::run(config, listener, shutdown.clone()));
     Core {
         config: path,
-        url,
         shutdown,
         _dir: dir,
     }
