@@ -223,6 +223,18 @@ fn protected_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             Some(json!({"id": "x", "name": "X", "timezone": "UTC"})),
         ),
         ("GET", "v1/tenant", None),
+        (
+            "PUT",
+            "v1/admin/tenants/default/providers/calendly",
+            Some(json!({"apiToken": "t", "webhookSigningKey": "k"})),
+        ),
+        ("GET", "v1/admin/tenants/default/providers", None),
+        (
+            "DELETE",
+            "v1/admin/tenants/default/providers/calendly",
+            None,
+        ),
+        ("GET", "v1/executions/credentials/twilio", None),
         ("GET", "v1/reports/metrics", None),
         ("GET", "v1/dead-letters", None),
         ("GET", "v1/admin/clock", None),
