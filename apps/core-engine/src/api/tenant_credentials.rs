@@ -125,9 +125,12 @@ fn view(state: &AppState, provider: CredentialProvider, own: Option<&StoredCrede
     operation_id = "setTenantProviderCredentials",
     params(
         ("tenantId" = String, Path, description = "The tenant", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$", example = "default"),
-        ("provider" = ProviderName, Path, description = "The provider"),
+        ("provider" = ProviderName, Path, description = "The provider", example = "calendly"),
     ),
-    request_body = CredentialsBody,
+    request_body(
+        content = CredentialsBody,
+        example = json!({"apiToken": "calendly-personal-access-token", "webhookSigningKey": "a-long-random-key-you-chose"}),
+    ),
     responses(
         (status = 200, description = "Replaced (rotated)", body = CredentialsSet),
         (status = 201, description = "Set for the first time", body = CredentialsSet),
