@@ -520,7 +520,7 @@ pub async fn keep_installed(
             }
             Err(e) => {
                 failures += 1;
-                if failures == 1 || failures % 10 == 0 {
+                if failures == 1 || failures.is_multiple_of(10) {
                     tracing::warn!(error = %e, failures, "profile pack: cannot list tenants; retrying");
                 }
                 if let Ok(mut s) = status.write() {

@@ -233,14 +233,14 @@ impl ReplyCodes {
     /// Finds a code, preferring the hinted language; without a hint, the default language and
     /// then the others in sorted order.
     pub(crate) fn find(&self, key: &str, preferred: Option<&str>) -> Option<CodeHit> {
-        if let Some(language) = preferred {
-            if let Some(intent) = self.intent_in(language, key) {
-                return Some(CodeHit {
-                    intent,
-                    language: language.to_owned(),
-                    in_preferred: true,
-                });
-            }
+        if let Some(language) = preferred
+            && let Some(intent) = self.intent_in(language, key)
+        {
+            return Some(CodeHit {
+                intent,
+                language: language.to_owned(),
+                in_preferred: true,
+            });
         }
         let default_first = std::iter::once(DEFAULT_LANGUAGE)
             .chain(self.languages().filter(|l| *l != DEFAULT_LANGUAGE));

@@ -315,10 +315,12 @@ pub async fn apply_llm_classification(
     let (m, message_id, from) = context_of(ctx, &payload).await?;
     emit_classified(ctx, &message_id, &m, &c);
     let threshold = ctx.tenant.config.policies.classification_threshold as f32;
-    if c.is_confident(threshold) && c.intent != Intent::Unknown && c.intent != Intent::Question {
-        if let Some(from) = from {
-            return apply_intent(ctx, c.intent, &from, &m, &message_id).await;
-        }
+    if c.is_confident(threshold)
+        && c.intent != Intent::Unknown
+        && c.intent != Intent::Question
+        && let Some(from) = from
+    {
+        return apply_intent(ctx, c.intent, &from, &m, &message_id).await;
     }
     escalate(ctx, &m, "unclear_reply", &message_id).await
 }

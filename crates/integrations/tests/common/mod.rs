@@ -273,10 +273,8 @@ pub fn validator(
     closed: bool,
 ) -> Result<jsonschema::Validator, Box<dyn std::error::Error>> {
     let mut schema = at(spec, pointer)?.clone();
-    if closed {
-        if let Value::Object(object) = &mut schema {
-            object.insert("additionalProperties".into(), Value::Bool(false));
-        }
+    if closed && let Value::Object(object) = &mut schema {
+        object.insert("additionalProperties".into(), Value::Bool(false));
     }
     let mut root = Map::new();
     root.insert("allOf".into(), Value::Array(vec![schema]));
