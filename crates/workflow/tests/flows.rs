@@ -215,7 +215,12 @@ async fn stop_confirms_once_and_silences_even_queued_reminders_until_start() {
         1,
         "reminders flow again for the next visit"
     );
-    let _ = apt2;
+    assert!(
+        h.event_types(&apt2)
+            .await
+            .contains(&"message.queued".to_owned()),
+        "the reminder is the next visit's"
+    );
     // A question that says "stop" is a question, not an opt-out.
     reply(&h, ADA, "should I stop my medication before the visit?").await;
     assert_eq!(
@@ -472,7 +477,11 @@ async fn metrics_come_from_the_event_log() {
     assert_eq!(m.no_shows, 1);
     assert_eq!(m.no_show_rate, 0.5);
     assert!(m.messages_sent >= 4);
-    let _ = a;
+    assert_eq!(
+        h.status(&a).await,
+        "completed",
+        "the confirmed visit is the completed one"
+    );
     // A period that ends before anything happened is empty.
     let early = start_time() - Duration::days(1);
     let none = aro_workflow::reports::metrics(&h.store, "default", None, Some(early))
