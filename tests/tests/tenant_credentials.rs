@@ -398,6 +398,27 @@ both_engines!(
             403,
             "no executions:claim, no secrets"
         );
+        // An operator's token sees the secrets redacted on the admin routes, and not in the
+        // clear here: admin does not stand in for executions:claim on this route.
+        let operator = token(&["admin", "events:read", "commands:write"], &["*"]);
+        let (status, error) = call(
+            &core,
+            "GET",
+            "v1/executions/credentials/twilio",
+            &operator,
+            Some("clinic-own"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (403, Some("INSUFFICIENT_SCOPE")),
+            "admin alone reads no secrets: {error}"
+        );
+        assert!(
+            !error.to_string().contains(ROTATED_TOKEN),
+            "the refusal carries no secret"
+        );
         let (status, error) = call(
             &core,
             "GET",

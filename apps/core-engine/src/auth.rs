@@ -40,6 +40,23 @@ impl Caller {
         }
     }
 
+    /// Requires `scope` itself, which `admin` does not stand in for: for the route that hands
+    /// a tenant's provider secrets out in the clear, so an operator's token (which sees them
+    /// redacted) cannot read them there either.
+    pub fn require_exactly(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.claims.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "INSUFFICIENT_SCOPE",
+                format!(
+                    "this token lacks the {} scope (admin does not include it here)",
+                    scope.as_str()
+                ),
+            ))
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.claims.has_scope(Scope::Admin)
     }

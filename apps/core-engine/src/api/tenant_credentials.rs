@@ -9,8 +9,9 @@
 //! audit trail (which provider, by whom; no values) and in no event.
 //!
 //! The executor reads them in the clear, one tenant and provider at a time, with the
-//! `executions:claim` scope: `GET /v1/executions/credentials/{provider}` with `X-Tenant-Id`,
-//! 404 `NO_TENANT_CREDENTIALS` when the tenant uses the installation's.
+//! `executions:claim` scope itself (`admin` does not stand in for it here, unlike elsewhere):
+//! `GET /v1/executions/credentials/{provider}` with `X-Tenant-Id`, 404
+//! `NO_TENANT_CREDENTIALS` when the tenant uses the installation's.
 //!
 //! The webhooks verify signatures with the tenant's own secret when it has one
 //! ([`webhook_secret`]).
@@ -293,8 +294,9 @@ async fn remove_credentials(
 }
 
 /// The tenant's own credentials for one provider, secrets included, for the executor to call
-/// the provider with. Scope `executions:claim`; `X-Tenant-Id` must be one of the token's
-/// tenants. Never cached by intermediaries.
+/// the provider with. Scope `executions:claim` itself (`admin` alone is refused: operators see
+/// these secrets only redacted); `X-Tenant-Id` must be one of the token's tenants. Never cached
+/// by intermediaries.
 #[utoipa::path(
     get,
     path = "/v1/executions/credentials/{provider}",
@@ -316,7 +318,7 @@ async fn executor_credentials(
     scope: TenantScope,
     ApiPath(provider): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    scope.require(Scope::ExecutionsClaim)?;
+    scope.caller.require_exactly(Scope::ExecutionsClaim)?;
     let provider = provider_from_path(&provider)?;
     let tenant = scope.tenant_id.to_string();
     let stored = state
