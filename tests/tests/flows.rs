@@ -120,7 +120,7 @@ both_engines!(
         let digest = c.texts(CLINIC_PHONE).await;
         assert_eq!(
             digest,
-            ["ARO: 1 item(s) need staff: 1 no reply. See the staff view."],
+            ["ARO: 1 item needs staff: 1 unanswered reminder. See the staff view."],
             "one text, counts and reasons only"
         );
         assert!(!digest[0].contains("Ada") && !digest[0].contains("2671"));
@@ -699,7 +699,7 @@ both_engines!(
         );
         let digest = c.texts(CLINIC_PHONE).await;
         assert_eq!(digest.len(), 1, "{digest:?}");
-        assert!(digest[0].contains("1 deposit unpaid"), "{digest:?}");
+        assert!(digest[0].contains("1 unpaid deposit"), "{digest:?}");
 
         // Never a charge: the only way to pay is the patient's; nothing was paid; nothing
         // was cancelled.
@@ -786,7 +786,7 @@ both_engines!(
         assert_eq!(c.texts(ADA).await.len(), 2, "no automated answer");
         assert_eq!(
             c.texts(CLINIC_PHONE).await,
-            ["ARO: 1 item(s) need staff: 1 ambiguous sender. See the staff view."]
+            ["ARO: 1 item needs staff: 1 reply from a shared phone. See the staff view."]
         );
         c.stop().await;
     }

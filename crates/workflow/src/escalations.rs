@@ -125,19 +125,10 @@ pub async fn send_digest(ctx: &mut Ctx<'_, '_>) -> EngineResult<()> {
         tracing::warn!(tenant = %tenant, "escalations waiting but the clinic has no phone to alert");
         return Ok(());
     };
-    let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
-    for e in &waiting {
-        *reasons.entry(e.reason.as_str()).or_default() += 1;
-    }
-    let summary: Vec<String> = reasons
-        .iter()
-        .map(|(r, n)| format!("{n} {}", r.replace('_', " ")))
-        .collect();
     // Staff text: counts and reasons only, never a patient's details.
-    let body = format!(
-        "ARO: {} item(s) need staff: {}. See the staff view.",
-        waiting.len(),
-        summary.join(", ")
+    let body = digest_text(
+        ctx.tenant.default_language.as_str(),
+        waiting.iter().map(|e| e.reason.as_str()),
     );
     crate::outbound::enqueue_text(
         ctx,
@@ -158,4 +149,145 @@ pub async fn send_digest(ctx: &mut Ctx<'_, '_>) -> EngineResult<()> {
         ctx.tx.raw().update_escalation(&e).await?;
     }
     Ok(())
+}
+
+/// The digest's words, in the clinic's language (its patients' default; English when ARO has no
+/// words in it): how many items wait, then each reason with its count, most frequent first.
+fn digest_text<'a>(language: &str, reasons: impl Iterator<Item = &'a str>) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for reason in reasons {
+        *counts.entry(reason).or_default() += 1;
+    }
+    let total: usize = counts.values().sum();
+    let mut ordered: Vec<(&str, usize)> = counts.into_iter().collect();
+    ordered.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let spanish = language.eq_ignore_ascii_case("es");
+    let items: Vec<String> = ordered
+        .into_iter()
+        .map(|(reason, n)| match reason_words(reason, spanish) {
+            Some((one, _)) if n == 1 => format!("1 {one}"),
+            Some((_, many)) => format!("{n} {many}"),
+            // A reason this table does not know yet: its code, readable.
+            None => format!("{n} {}", reason.replace('_', " ")),
+        })
+        .collect();
+    let items = items.join(", ");
+    match (spanish, total) {
+        (false, 1) => format!("ARO: 1 item needs staff: {items}. See the staff view."),
+        (false, n) => format!("ARO: {n} items need staff: {items}. See the staff view."),
+        (true, 1) => {
+            format!("ARO: 1 asunto espera al personal: {items}. Vea la vista del personal.")
+        }
+        (true, n) => {
+            format!("ARO: {n} asuntos esperan al personal: {items}. Vea la vista del personal.")
+        }
+    }
+}
+
+/// A reason's words (singular, plural). The Spanish avoids the accented vowels GSM-7 lacks
+/// (it has é), so the digest stays in the cheaper encoding.
+fn reason_words(reason: &str, spanish: bool) -> Option<(&'static str, &'static str)> {
+    let (en, es) = match reason {
+        "no_reply" => (
+            ("unanswered reminder", "unanswered reminders"),
+            ("recordatorio sin respuesta", "recordatorios sin respuesta"),
+        ),
+        "cancel_request" => (
+            ("cancellation request", "cancellation requests"),
+            ("solicitud de cancelar", "solicitudes de cancelar"),
+        ),
+        "reschedule_request" => (
+            ("reschedule request", "reschedule requests"),
+            (
+                "solicitud de cambio de cita",
+                "solicitudes de cambio de cita",
+            ),
+        ),
+        "question" => (("question", "questions"), ("pregunta", "preguntas")),
+        "unclear_reply" => (
+            ("unclear reply", "unclear replies"),
+            ("respuesta poco clara", "respuestas poco claras"),
+        ),
+        "unmatched_reply" => (
+            (
+                "reply without an upcoming visit",
+                "replies without an upcoming visit",
+            ),
+            (
+                "respuesta sin cita pendiente",
+                "respuestas sin cita pendiente",
+            ),
+        ),
+        "ambiguous_sender" => (
+            ("reply from a shared phone", "replies from shared phones"),
+            (
+                "respuesta de un teléfono compartido",
+                "respuestas de teléfonos compartidos",
+            ),
+        ),
+        "cancel_keyword_opt_out" => (
+            ("opt-out by CANCEL", "opt-outs by CANCEL"),
+            ("baja con CANCEL", "bajas con CANCEL"),
+        ),
+        "deposit_unpaid" => (
+            ("unpaid deposit", "unpaid deposits"),
+            ("anticipo sin pagar", "anticipos sin pagar"),
+        ),
+        "deposit_link_failed" => (
+            ("deposit link not created", "deposit links not created"),
+            ("enlace de anticipo fallido", "enlaces de anticipo fallidos"),
+        ),
+        _ => return None,
+    };
+    Some(if spanish { es } else { en })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digest_text;
+    use aro_domain::template::Encoding;
+
+    #[test]
+    fn one_item_in_english() {
+        assert_eq!(
+            digest_text("en", ["no_reply"].into_iter()),
+            "ARO: 1 item needs staff: 1 unanswered reminder. See the staff view."
+        );
+    }
+
+    #[test]
+    fn most_frequent_reason_first_with_plurals() {
+        let reasons = [
+            "question",
+            "cancel_request",
+            "cancel_request",
+            "ambiguous_sender",
+        ];
+        assert_eq!(
+            digest_text("en", reasons.into_iter()),
+            "ARO: 4 items need staff: 2 cancellation requests, 1 reply from a shared phone, \
+             1 question. See the staff view."
+        );
+    }
+
+    #[test]
+    fn spanish_clinics_read_spanish_in_gsm7() {
+        let text = digest_text("es", ["no_reply", "no_reply", "deposit_unpaid"].into_iter());
+        assert_eq!(
+            text,
+            "ARO: 3 asuntos esperan al personal: 2 recordatorios sin respuesta, 1 anticipo sin \
+             pagar. Vea la vista del personal."
+        );
+        assert_eq!(Encoding::of(&text), Encoding::Gsm7);
+        let shared = digest_text("es", ["ambiguous_sender"].into_iter());
+        assert_eq!(Encoding::of(&shared), Encoding::Gsm7, "{shared}");
+    }
+
+    #[test]
+    fn an_unknown_reason_reads_as_its_code_and_other_languages_fall_back_to_english() {
+        assert_eq!(
+            digest_text("fr", ["new_kind_of_thing"].into_iter()),
+            "ARO: 1 item needs staff: 1 new kind of thing. See the staff view."
+        );
+    }
 }
