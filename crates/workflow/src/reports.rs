@@ -7,8 +7,13 @@
 //! - recovered visits: completed visits that were rescheduled rather than lost, or booked by a
 //!   patient after a no-show recovery text; recovered revenue is their price (from the pack's
 //!   mappings at booking time).
+//!
+//! Cost: the period is read from its first event on (the `(tenant_id, occurred_at)` index finds
+//! it); before it, only the three event types that attribute recoveries, through the
+//! `(tenant_id, event_type, seq)` index. Events are handled a page at a time, so memory follows
+//! the tenant's appointments, not the length of its log.
 
-use aro_store::{EventQuery, Store, StoreError};
+use aro_store::{Event, EventQuery, Store, StoreError, Tx};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -59,6 +64,17 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
+/// The event types that decide, from before a period, whether a visit in it was recovered.
+const HISTORY_TYPES: [&str; 3] = [
+    "message.queued",
+    "appointment.booked",
+    "appointment.rescheduled",
+];
+
+/// One page of a scan; each page is handled and dropped before the next is read, so memory
+/// grows with the tenant's appointments, not with its event log.
+const PAGE: u32 = 1000;
+
 pub async fn metrics(
     store: &Store,
     tenant: &str,
@@ -66,78 +82,144 @@ pub async fn metrics(
     to: Option<DateTime<Utc>>,
 ) -> Result<Metrics, StoreError> {
     let tenant = tenant.to_owned();
-    let events = store
+    let tally = store
         .read(move |tx| {
             Box::pin(async move {
-                let mut all = Vec::new();
-                let mut after = 0;
-                loop {
-                    let page = tx
-                        .events(&EventQuery {
-                            tenant_id: Some(tenant.clone()),
-                            after,
-                            limit: 1000,
-                            event_type: None,
-                            aggregate_id: None,
+                let mut tally = Tally::new(from, to);
+                // Every event of the period comes after this seq; before it, only the three
+                // types that attribute recoveries are read, through their (tenant, type, seq)
+                // index, instead of the whole log.
+                let start = match from {
+                    Some(from) => tx.seq_before_time(&tenant, from).await?,
+                    None => 0,
+                };
+                if start > 0 {
+                    for event_type in HISTORY_TYPES {
+                        scan(tx, &tenant, Some(event_type), 0, Some(start), |e| {
+                            tally.history(e)
                         })
                         .await?;
-                    let Some(last) = page.last() else { break };
-                    after = last.seq;
-                    all.extend(page);
+                    }
                 }
-                Ok::<_, StoreError>(all)
+                scan(tx, &tenant, None, start, None, |e| {
+                    tally.history(e);
+                    tally.observe(e);
+                })
+                .await?;
+                Ok::<_, StoreError>(tally)
             })
         })
         .await?;
-    let in_period = |t: DateTime<Utc>| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e);
-    let mut m = Metrics {
-        from,
-        to,
-        ..Metrics::default()
-    };
-    let mut reminded = HashSet::new();
-    let mut confirmed = HashSet::new();
-    let mut responded = HashSet::new();
-    let mut outcome: HashMap<String, (String, Value)> = HashMap::new();
-    let mut rescheduled = HashSet::new();
-    let mut recovery_texted: HashSet<String> = HashSet::new();
-    let mut booked_after_recovery = HashSet::new();
-    for e in &events {
-        let apt = str_at(&e.payload, &["appointment", "id"])
-            .or_else(|| str_at(&e.payload, &["appointmentId"]))
-            .map(str::to_owned);
-        let customer = str_at(&e.payload, &["appointment", "customerId"])
-            .or_else(|| str_at(&e.payload, &["customerId"]))
-            .map(str::to_owned);
-        // History before the period still decides what counts as recovered.
+    Ok(tally.finish())
+}
+
+/// Feeds `each` the tenant's events after `after` (and up to `until`), in seq order.
+async fn scan(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    event_type: Option<&str>,
+    after: i64,
+    until: Option<i64>,
+    mut each: impl FnMut(&Event),
+) -> Result<(), StoreError> {
+    let mut after = after;
+    loop {
+        let page = tx
+            .events(&EventQuery {
+                tenant_id: Some(tenant.to_owned()),
+                after,
+                limit: PAGE,
+                event_type: event_type.map(str::to_owned),
+                aggregate_id: None,
+            })
+            .await?;
+        let Some(last) = page.last().map(|e| e.seq) else {
+            return Ok(());
+        };
+        for event in page.iter().filter(|e| until.is_none_or(|u| e.seq <= u)) {
+            each(event);
+        }
+        if until.is_some_and(|u| last >= u) || page.len() < PAGE as usize {
+            return Ok(());
+        }
+        after = last;
+    }
+}
+
+/// The running count. History (any time) decides attribution; only events inside the period
+/// are counted.
+struct Tally {
+    m: Metrics,
+    reminded: HashSet<String>,
+    confirmed: HashSet<String>,
+    responded: HashSet<String>,
+    /// Each visit's last outcome in the period.
+    outcome: HashMap<String, (String, Value)>,
+    rescheduled: HashSet<String>,
+    /// The seq of each patient's first no-show recovery text.
+    first_recovery: HashMap<String, i64>,
+    /// Each visit's patient and the seq it was booked at.
+    booked: HashMap<String, (String, i64)>,
+}
+
+impl Tally {
+    fn new(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Self {
+        Self {
+            m: Metrics {
+                from,
+                to,
+                ..Metrics::default()
+            },
+            reminded: HashSet::new(),
+            confirmed: HashSet::new(),
+            responded: HashSet::new(),
+            outcome: HashMap::new(),
+            rescheduled: HashSet::new(),
+            first_recovery: HashMap::new(),
+            booked: HashMap::new(),
+        }
+    }
+
+    fn in_period(&self, t: DateTime<Utc>) -> bool {
+        self.m.from.is_none_or(|f| t >= f) && self.m.to.is_none_or(|e| t < e)
+    }
+
+    /// What an event says about recoveries, whenever it happened. Seen at most once per event
+    /// (the history pass stops where the period pass starts).
+    fn history(&mut self, e: &Event) {
         match e.event_type.as_str() {
             "message.queued" if str_at(&e.payload, &["purpose"]) == Some("no_show_recovery") => {
-                if let Some(c) = &customer {
-                    recovery_texted.insert(c.clone());
+                if let Some(c) = customer_of(e) {
+                    let first = self.first_recovery.entry(c.to_owned()).or_insert(e.seq);
+                    *first = (*first).min(e.seq);
                 }
             }
             "appointment.booked" => {
-                if let (Some(a), Some(c)) = (&apt, &customer)
-                    && recovery_texted.contains(c)
-                {
-                    booked_after_recovery.insert(a.clone());
+                if let (Some(a), Some(c)) = (appointment_of(e), customer_of(e)) {
+                    self.booked.insert(a.to_owned(), (c.to_owned(), e.seq));
                 }
             }
             "appointment.rescheduled" => {
-                if let Some(a) = &apt {
-                    rescheduled.insert(a.clone());
+                if let Some(a) = appointment_of(e) {
+                    self.rescheduled.insert(a.to_owned());
                 }
             }
             _ => {}
         }
-        if !in_period(e.occurred_at) {
-            continue;
+    }
+
+    /// Counts an event of the period.
+    fn observe(&mut self, e: &Event) {
+        if !self.in_period(e.occurred_at) {
+            return;
         }
+        let apt = appointment_of(e).map(str::to_owned);
+        let m = &mut self.m;
         match e.event_type.as_str() {
             "appointment.booked" => m.appointments_booked += 1,
             "appointment.confirmed" => {
                 if let Some(a) = apt {
-                    confirmed.insert(a);
+                    self.confirmed.insert(a);
                 }
             }
             "appointment.cancelled" => m.cancellations += 1,
@@ -145,7 +227,8 @@ pub async fn metrics(
             "appointment.rescheduled" => m.reschedules += 1,
             "appointment.completed" | "appointment.no_show" => {
                 if let Some(a) = apt {
-                    outcome.insert(a, (e.event_type.clone(), e.payload.clone()));
+                    self.outcome
+                        .insert(a, (e.event_type.clone(), e.payload.clone()));
                 }
             }
             "message.sent" => {
@@ -153,7 +236,7 @@ pub async fn metrics(
                 if str_at(&e.payload, &["purpose"]).is_some_and(|p| p.starts_with("reminder_")) {
                     m.reminders_sent += 1;
                     if let Some(a) = apt {
-                        reminded.insert(a);
+                        self.reminded.insert(a);
                     }
                 }
             }
@@ -161,7 +244,7 @@ pub async fn metrics(
             "message.delivery_failed" => m.messages_failed += 1,
             "message.received" => {
                 if let Some(a) = apt {
-                    responded.insert(a);
+                    self.responded.insert(a);
                 }
             }
             "escalation.opened" => m.escalations_opened += 1,
@@ -169,21 +252,38 @@ pub async fn metrics(
             _ => {}
         }
     }
-    m.appointments_reminded = reminded.len() as u64;
-    m.confirmed = confirmed.len() as u64;
-    m.responded = responded.len() as u64;
-    m.confirmation_rate = ratio(
-        confirmed.iter().filter(|a| reminded.contains(*a)).count() as u64,
-        m.appointments_reminded,
-    );
-    m.response_rate = ratio(
-        responded.iter().filter(|a| reminded.contains(*a)).count() as u64,
-        m.appointments_reminded,
-    );
-    for (apt, (kind, payload)) in &outcome {
-        if kind == "appointment.completed" {
+
+    /// A visit is recovered when it was rescheduled rather than lost, or booked by a patient
+    /// after a no-show recovery text.
+    fn recovered(&self, apt: &str) -> bool {
+        self.rescheduled.contains(apt)
+            || self.booked.get(apt).is_some_and(|(customer, booked_at)| {
+                self.first_recovery
+                    .get(customer)
+                    .is_some_and(|texted_at| texted_at < booked_at)
+            })
+    }
+
+    fn finish(self) -> Metrics {
+        let mut m = self.m.clone();
+        m.appointments_reminded = self.reminded.len() as u64;
+        m.confirmed = self.confirmed.len() as u64;
+        m.responded = self.responded.len() as u64;
+        m.confirmation_rate = ratio(
+            self.confirmed.intersection(&self.reminded).count() as u64,
+            m.appointments_reminded,
+        );
+        m.response_rate = ratio(
+            self.responded.intersection(&self.reminded).count() as u64,
+            m.appointments_reminded,
+        );
+        for (apt, (kind, payload)) in &self.outcome {
+            if kind != "appointment.completed" {
+                m.no_shows += 1;
+                continue;
+            }
             m.completed += 1;
-            if rescheduled.contains(apt) || booked_after_recovery.contains(apt) {
+            if self.recovered(apt) {
                 m.recovered_visits += 1;
                 if let (Some(minor), Some(currency)) = (
                     payload
@@ -194,10 +294,17 @@ pub async fn metrics(
                     *m.recovered_revenue.entry(currency.to_owned()).or_default() += minor;
                 }
             }
-        } else {
-            m.no_shows += 1;
         }
+        m.no_show_rate = ratio(m.no_shows, m.completed + m.no_shows);
+        m
     }
-    m.no_show_rate = ratio(m.no_shows, m.completed + m.no_shows);
-    Ok(m)
+}
+
+fn appointment_of(e: &Event) -> Option<&str> {
+    str_at(&e.payload, &["appointment", "id"]).or_else(|| str_at(&e.payload, &["appointmentId"]))
+}
+
+fn customer_of(e: &Event) -> Option<&str> {
+    str_at(&e.payload, &["appointment", "customerId"])
+        .or_else(|| str_at(&e.payload, &["customerId"]))
 }

@@ -490,6 +490,106 @@ async fn metrics_come_from_the_event_log() {
     assert_eq!(none.appointments_booked, 0);
 }
 
+/// Books `external` for `name` at `hours_ahead`, priced 120.00 USD.
+async fn book_priced(
+    h: &Harness,
+    external: &str,
+    name: &str,
+    phone: &str,
+    hours_ahead: i64,
+) -> String {
+    let starts = h.engine.clock().now() + Duration::hours(hours_ahead);
+    let mut payload = support::booking(external, name, phone, starts);
+    payload["priceMinor"] = json!(12_000);
+    payload["currency"] = json!("USD");
+    let answer = h
+        .command(
+            "appointment.upsert",
+            json!({"type": "appointment"}),
+            payload,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body["aggregate"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn recovered_visits_are_attributed_from_history_before_the_period() {
+    let h = Harness::sqlite().await;
+    // Before the period: Ada misses a visit and gets the recovery text; then she books again.
+    // Grace books a visit and moves it. Linus books one (not recovered).
+    let missed = book_priced(&h, "R-1", "Ada Lovelace", ADA, 3).await;
+    h.advance(Duration::hours(4)).await;
+    let r = h
+        .command(
+            "appointment.mark_no_show",
+            json!({"type": "appointment", "id": missed}),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    deliver_all(&h).await;
+    let recovery = h.events(Some(&missed)).await;
+    assert!(
+        recovery.iter().any(|e| e.event_type == "message.queued"
+            && e.payload["purpose"] == "no_show_recovery"),
+        "the recovery text went out"
+    );
+    let rebooked = book_priced(&h, "R-2", "Ada Lovelace", ADA, 72).await;
+    let moved = book_priced(&h, "R-3", "Grace Hopper", "+14155552672", 70).await;
+    let starts = h.engine.clock().now() + Duration::hours(74);
+    let r = h
+        .command(
+            "appointment.reschedule",
+            json!({"type": "appointment", "id": moved}),
+            json!({"startsAt": starts, "endsAt": starts + Duration::minutes(30)}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let plain = book_priced(&h, "R-4", "Linus Pauling", "+14155552674", 71).await;
+    h.advance(Duration::hours(1)).await;
+    deliver_all(&h).await;
+
+    // The period starts here: only the three visits' outcomes fall in it.
+    let period_start = h.engine.clock().now();
+    h.advance(Duration::hours(80)).await;
+    deliver_all(&h).await;
+    for visit in [&rebooked, &moved, &plain] {
+        assert_eq!(h.status(visit).await, "completed", "{visit}");
+    }
+
+    let m = aro_workflow::reports::metrics(&h.store, "default", Some(period_start), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        m.appointments_booked, 0,
+        "all bookings came before the period"
+    );
+    assert_eq!(m.completed, 3);
+    assert_eq!(m.no_shows, 0, "the no-show came before the period");
+    assert_eq!(
+        m.recovered_visits, 2,
+        "the visit booked after the recovery text and the moved one; not the plain one"
+    );
+    assert_eq!(m.recovered_revenue.get("USD"), Some(&24_000));
+
+    // Over all time the same visits are recovered, and the missed one is a no-show.
+    let all = aro_workflow::reports::metrics(&h.store, "default", None, None)
+        .await
+        .unwrap();
+    assert_eq!((all.completed, all.no_shows), (3, 1));
+    assert_eq!(all.recovered_visits, 2);
+    assert_eq!(all.recovered_revenue.get("USD"), Some(&24_000));
+    assert_eq!(all.appointments_booked, 4);
+
+    // A period that ends before the outcomes counts none of them.
+    let before = aro_workflow::reports::metrics(&h.store, "default", None, Some(period_start))
+        .await
+        .unwrap();
+    assert_eq!((before.completed, before.recovered_visits), (0, 0));
+    assert_eq!(before.no_shows, 1);
+}
+
 #[tokio::test]
 async fn two_no_shows_more_than_90_days_ago_no_longer_ask_for_a_deposit() {
     let h = Harness::sqlite().await;
