@@ -1,10 +1,11 @@
 //! The provider webhooks from outside, on both engines: core-engine with the providers
 //! configured, and the sandbox (`aro_sandbox`) posting genuine signed Calendly, Twilio and
 //! Stripe webhooks to it — bookings, reschedules, cancellations, no-shows, patients' replies,
-//! delivery callbacks and paid deposit links — plus hand-signed edge cases built from the
-//! payloads in `tests/fixtures/webhooks/`: bad, stale and future signatures, duplicates
-//! delivered five at once, a reschedule's halves in either order, numbers that cannot take a
-//! text, and bookings too incomplete to store without a look-up.
+//! delivery callbacks and paid deposit links (by card, or by a bank debit that succeeds or
+//! fails) — plus hand-signed edge cases built from the payloads in `tests/fixtures/webhooks/`:
+//! bad, stale and future signatures, duplicates delivered five at once, a reschedule's halves
+//! in either order, numbers that cannot take a text, and bookings too incomplete to store
+//! without a look-up.
 
 use aro_config::{ProvidersConfig, SandboxSecrets};
 use aro_http::CancellationToken;
@@ -172,6 +173,25 @@ fn stripe_completed(event_id: &str, payment_link: &str) -> Value {
     event["data"]["object"]["id"] = json!(unique("cs_test_"));
     event["data"]["object"]["payment_link"] = json!(payment_link);
     event
+}
+
+/// A bank debit's two events for `payment_link`, as Stripe sends them: the checkout completes
+/// with the money not yet there (`unpaid`), then the debit `succeeded` (`paid`) or `failed`
+/// (`unpaid`). One session throughout; each event has its own id.
+fn stripe_bank_debit(payment_link: &str, outcome: &str) -> (Value, Value) {
+    let mut completed = stripe_completed(&unique("evt_"), payment_link);
+    let session = &mut completed["data"]["object"];
+    session["payment_method_types"] = json!(["us_bank_account"]);
+    session["payment_status"] = json!("unpaid");
+    let mut settled = completed.clone();
+    settled["id"] = json!(unique("evt_"));
+    settled["type"] = json!(format!("checkout.session.async_payment_{outcome}"));
+    settled["data"]["object"]["payment_status"] = json!(if outcome == "succeeded" {
+        "paid"
+    } else {
+        "unpaid"
+    });
+    (completed, settled)
 }
 
 /// One answer: status, content type and body text.
@@ -607,6 +627,101 @@ impl World {
     }
 
     /// Books through the sandbox's booking page; returns `(booking id, invitee URI)`.
+    /// A deposit link of `appointment` known to core as Stripe's `provider_ref`, unpaid, with
+    /// the nudge and the staff alert a deposit link schedules; its id.
+    async fn deposit_link_with_timers(&self, appointment: &str, provider_ref: &str) -> String {
+        let row = PaymentLinkRow {
+            tenant_id: TENANT.into(),
+            id: unique("pay_"),
+            appointment_id: Some(appointment.to_owned()),
+            customer_id: None,
+            provider_ref: Some(provider_ref.to_owned()),
+            url: Some("https://buy.stripe.com/test".into()),
+            amount_minor: 2500,
+            currency: "USD".into(),
+            status: "sent".into(),
+            created_at: Utc::now(),
+            paid_at: None,
+        };
+        let id = row.id.clone();
+        let visit = appointment.to_owned();
+        let engine = Engine::new(
+            self.store.clone(),
+            Clock::default(),
+            EngineSettings::default(),
+        );
+        engine
+            .with_ctx(TENANT, "test", "test", move |ctx| {
+                Box::pin(async move {
+                    ctx.tx.raw().insert_payment_link(&row).await?;
+                    let payload = json!({"paymentLinkId": row.id});
+                    let nudge = ctx.now + Days::hours(24);
+                    timers::schedule(ctx, TimerKind::DepositNudge, &visit, nudge, payload.clone())
+                        .await?;
+                    let alert = nudge + Days::hours(12);
+                    timers::schedule(ctx, TimerKind::DepositAlert, &visit, alert, payload).await?;
+                    Ok(())
+                })
+            })
+            .await
+            .expect("deposit link and its timers");
+        id
+    }
+
+    async fn payment_link_status(&self, id: &str) -> String {
+        let id = id.to_owned();
+        self.store
+            .read(move |tx| Box::pin(async move { tx.raw().get_payment_link(TENANT, &id).await }))
+            .await
+            .expect("read")
+            .expect("link")
+            .status
+    }
+
+    /// A payment link made at the sandbox's Stripe, as the executor makes one; its `plink_…`.
+    async fn sandbox_payment_link(&self, appointment: &str) -> String {
+        let stripe = &self.secrets.stripe;
+        let post = |path: &str, form: Vec<(String, String)>| {
+            self.client
+                .post(self.sandbox(path))
+                .bearer_auth(stripe.secret_key.expose())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(encode(&form))
+                .send()
+        };
+        let price: Value = post(
+            "/v1/prices",
+            vec![
+                ("currency".into(), "usd".into()),
+                ("unit_amount".into(), "2500".into()),
+                ("product_data[name]".into(), "Deposit".into()),
+            ],
+        )
+        .await
+        .expect("price")
+        .json()
+        .await
+        .expect("price json");
+        let link: Value = post(
+            "/v1/payment_links",
+            vec![
+                (
+                    "line_items[0][price]".into(),
+                    price["id"].as_str().expect("price").into(),
+                ),
+                ("line_items[0][quantity]".into(), "1".into()),
+                ("metadata[tenantId]".into(), TENANT.into()),
+                ("metadata[appointmentId]".into(), appointment.into()),
+            ],
+        )
+        .await
+        .expect("link")
+        .json()
+        .await
+        .expect("link json");
+        link["id"].as_str().expect("plink").to_owned()
+    }
+
     async fn book(
         &self,
         name: &str,
@@ -1348,6 +1463,124 @@ both_engines!(
     }
 );
 
+// ----- deposits paid by bank debit -----
+
+both_engines!(
+    a_bank_debit_deposit_counts_as_paid_when_the_money_arrives_and_not_before,
+    |db| async move {
+        let Some(w) = World::new(db).await else {
+            return;
+        };
+        let invitee = invitee_uri(&unique("EV"), &unique("IN"));
+        w.calendly(&calendly_created(&invitee, days_ahead(3), None))
+            .await
+            .assert_received();
+        let appointment = w.booked(&invitee).await.aggregate.id;
+        let plink = unique("plink_");
+        let link = w.deposit_link_with_timers(&appointment, &plink).await;
+        let deposit_timers = ["deposit_alert".to_owned(), "deposit_nudge".to_owned()];
+        let pending_deposit_timers = || async {
+            let mut kinds: Vec<String> = w
+                .pending_timer_kinds(&appointment)
+                .await
+                .into_iter()
+                .filter(|k| k.starts_with("deposit_"))
+                .collect();
+            kinds.sort();
+            kinds
+        };
+        assert_eq!(pending_deposit_timers().await, deposit_timers);
+
+        // The checkout completes, the debit still on its way: nothing is paid yet.
+        let (completed, succeeded) = stripe_bank_debit(&plink, "succeeded");
+        w.stripe(&completed).await.assert_received();
+        assert_eq!(w.payment_link_status(&link).await, "sent");
+        assert!(w.events("payment.completed").await.is_empty());
+        assert_eq!(pending_deposit_timers().await, deposit_timers);
+
+        // The money arrives (five copies at once): paid once, the nudge and alert called off.
+        let answers = futures::future::join_all((0..5).map(|_| w.stripe(&succeeded))).await;
+        answers.iter().for_each(Answer::assert_received);
+        assert_eq!(w.payment_link_status(&link).await, "paid");
+        let paid = w.events("payment.completed").await;
+        assert_eq!(paid.len(), 1, "{paid:?}");
+        assert_eq!(paid[0].aggregate.id, appointment);
+        assert_eq!(paid[0].payload["paymentLinkId"], link.as_str());
+        assert_eq!(
+            paid[0].payload["providerRef"],
+            completed["data"]["object"]["id"]
+        );
+        assert_eq!(paid[0].payload["amountMinor"], 2500);
+        assert!(pending_deposit_timers().await.is_empty());
+
+        // Redelivered later, or the completion again: nothing more.
+        w.stripe(&succeeded).await.assert_received();
+        w.stripe(&completed).await.assert_received();
+        assert_eq!(w.events("payment.completed").await.len(), 1);
+        w.stop().await;
+    }
+);
+
+both_engines!(
+    a_failed_bank_debit_pays_nothing_and_keeps_the_nudge_and_alert,
+    |db| async move {
+        let Some(w) = World::new(db).await else {
+            return;
+        };
+        let invitee = invitee_uri(&unique("EV"), &unique("IN"));
+        w.calendly(&calendly_created(&invitee, days_ahead(3), None))
+            .await
+            .assert_received();
+        let appointment = w.booked(&invitee).await.aggregate.id;
+
+        // By hand: the checkout completes unpaid, then the debit fails (three copies at once).
+        let plink = w.sandbox_payment_link(&appointment).await;
+        let link = w.deposit_link_with_timers(&appointment, &plink).await;
+        let (completed, failed) = stripe_bank_debit(&plink, "failed");
+        w.stripe(&completed).await.assert_received();
+        let answers = futures::future::join_all((0..3).map(|_| w.stripe(&failed))).await;
+        answers.iter().for_each(Answer::assert_received);
+        assert_eq!(w.payment_link_status(&link).await, "sent");
+        assert!(w.events("payment.completed").await.is_empty());
+        let kinds = w.pending_timer_kinds(&appointment).await;
+        assert!(
+            kinds.contains(&"deposit_nudge".to_owned())
+                && kinds.contains(&"deposit_alert".to_owned()),
+            "{kinds:?}"
+        );
+
+        // Through the sandbox's payment page: a bank debit that fails leaves the link
+        // payable; the patient's second debit goes through and is recorded once.
+        let path = format!("/sandbox/payments/{plink}/complete");
+        let first = w
+            .sandbox_post(&path, json!({"method": "bank_debit", "outcome": "failed"}))
+            .await;
+        assert_eq!(first["status"], "open", "{first}");
+        let second = w
+            .sandbox_post(
+                &path,
+                json!({"method": "bank_debit", "outcome": "succeeded"}),
+            )
+            .await;
+        assert_eq!(second["status"], "paid", "{second}");
+        let visit = appointment.clone();
+        let paid = w
+            .wait_for("payment.completed", 1, move |e| e.aggregate.id == visit)
+            .await;
+        assert_eq!(paid.len(), 1);
+        assert_eq!(paid[0].payload["providerRef"], second["sessionId"]);
+        assert_eq!(w.payment_link_status(&link).await, "paid");
+        let kinds = w.pending_timer_kinds(&appointment).await;
+        assert!(
+            !kinds
+                .iter()
+                .any(|k| k == "deposit_nudge" || k == "deposit_alert"),
+            "{kinds:?}"
+        );
+        w.stop().await;
+    }
+);
+
 // ----- no input makes a webhook fail -----
 
 /// One request to throw at a webhook endpoint.
@@ -1430,14 +1663,24 @@ fn bodies() -> impl Strategy<Value = Vec<u8>> {
             ])
             .into_bytes()
         });
-    let stripe = (text(), text(), any::<i64>(), text(), text()).prop_map(
-        |(id, link, amount, currency, status)| {
-            serde_json::to_vec(&json!({"id": id, "type": "checkout.session.completed",
+    let stripe = (
+        prop_oneof![
+            Just("checkout.session.completed"),
+            Just("checkout.session.async_payment_succeeded"),
+            Just("checkout.session.async_payment_failed"),
+        ],
+        text(),
+        text(),
+        any::<i64>(),
+        text(),
+        text(),
+    )
+        .prop_map(|(event_type, id, link, amount, currency, status)| {
+            serde_json::to_vec(&json!({"id": id, "type": event_type,
                 "created": 1, "data": {"object": {"id": id, "payment_link": link,
                 "amount_total": amount, "currency": currency, "payment_status": status}}}))
             .unwrap_or_default()
-        },
-    );
+        });
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..512),
         calendly,

@@ -1005,11 +1005,14 @@ fn twilio_inbound_webhook() {}
 #[allow(dead_code)]
 fn twilio_status_webhook() {}
 
-/// Stripe webhook. Only `checkout.session.completed` of an ARO payment link is acted on.
+/// Stripe webhook. Only Checkout Session events of an ARO payment link are acted on.
 ///
-/// Verified over the raw body with `Stripe-Signature: t=<unix>,v1=<hex>` (HMAC-SHA256 with the
-/// endpoint secret over `"{t}.{body}"`, five minutes' tolerance). Receipts are Stripe's event
-/// ids; every other event is acknowledged and changes nothing.
+/// A deposit is paid by `checkout.session.completed` with `payment_status: paid` (a card) or,
+/// for a bank debit (completed `unpaid`), by `checkout.session.async_payment_succeeded`;
+/// `checkout.session.async_payment_failed` changes nothing. Verified over the raw body with
+/// `Stripe-Signature: t=<unix>,v1=<hex>` (HMAC-SHA256 with the endpoint secret over
+/// `"{t}.{body}"`, five minutes' tolerance). Receipts are Stripe's event ids; every other event
+/// is acknowledged and changes nothing.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/stripe/{tenantId}",

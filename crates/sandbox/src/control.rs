@@ -9,13 +9,14 @@ use crate::faults::{self, Fault, FaultMode, Provider};
 use crate::state::Sandbox;
 use crate::stripe;
 use crate::twilio::{self, Reply};
+use crate::wire;
 use aro_domain::ids::TenantId;
 use aro_domain::{Email, Language, Zone};
 use aro_http::extract::parse_json;
 use aro_http::{ApiError, ApiJson, ApiQuery};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -356,18 +357,99 @@ async fn payments(
     Ok(ApiJson(json!({"links": links})))
 }
 
-/// `POST /sandbox/payments/{id}/complete`: the patient pays; core gets
-/// `checkout.session.completed`. Any body is ignored (the hosted page posts a form).
+/// How the patient pays, as a tester asks for it: a card (the default), or a bank debit that
+/// succeeds (the default) or fails.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PaymentRequest {
+    #[serde(default)]
+    method: MethodChoice,
+    #[serde(default)]
+    outcome: Option<OutcomeChoice>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MethodChoice {
+    #[default]
+    Card,
+    BankDebit,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OutcomeChoice {
+    Succeeded,
+    Failed,
+}
+
+impl PaymentRequest {
+    fn method(&self) -> Result<stripe::PaymentMethod, ApiError> {
+        use stripe::{DebitOutcome, PaymentMethod};
+        match (self.method, self.outcome) {
+            (MethodChoice::Card, None | Some(OutcomeChoice::Succeeded)) => Ok(PaymentMethod::Card),
+            (MethodChoice::Card, Some(OutcomeChoice::Failed)) => Err(ApiError::validation(
+                "outcome",
+                "only a bank debit can fail here: a card pays at once",
+            )),
+            (MethodChoice::BankDebit, None | Some(OutcomeChoice::Succeeded)) => {
+                Ok(PaymentMethod::BankDebit(DebitOutcome::Succeeded))
+            }
+            (MethodChoice::BankDebit, Some(OutcomeChoice::Failed)) => {
+                Ok(PaymentMethod::BankDebit(DebitOutcome::Failed))
+            }
+        }
+    }
+}
+
+/// The payment asked for: a JSON body (empty or `null` meaning a card), or the hosted page's
+/// form, whose buttons send `method` and `outcome` fields (none: a card; other fields a
+/// browser adds are ignored).
+fn payment_request(headers: &HeaderMap, body: &[u8]) -> Result<PaymentRequest, ApiError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return optional_body(body);
+    }
+    let fields: serde_json::Map<String, Value> = wire::form(body)
+        .into_iter()
+        .filter(|(name, _)| matches!(name.as_str(), "method" | "outcome"))
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect();
+    parse_json(&serde_json::to_vec(&fields).map_err(ApiError::internal)?)
+}
+
+/// `POST /sandbox/payments/{id}/complete [{method?: "card" | "bank_debit", outcome?:
+/// "succeeded" | "failed"}]`: the patient pays. A card: core gets `checkout.session.completed`
+/// (`paid`). A bank debit: `checkout.session.completed` (`unpaid`), then
+/// `checkout.session.async_payment_succeeded` or `…_failed`; a failed one leaves the link open.
 async fn complete_payment(
     State(sandbox): State<Sandbox>,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let completed = stripe::complete(&sandbox, &id)?;
+    let method = payment_request(&headers, &body)?.method()?;
+    let completed = stripe::complete(&sandbox, &id, method)?;
+    let events: Vec<Value> = completed
+        .events
+        .iter()
+        .map(|e| json!({"id": e.id, "type": e.event_type}))
+        .collect();
     Ok(ApiJson(json!({
         "id": id,
-        "status": "paid",
+        "status": completed.link_status.as_str(),
+        "method": method.as_str(),
+        "outcome": method.outcome(),
         "tenantId": completed.tenant_id,
-        "eventId": completed.event_id,
+        "eventId": completed.events.first().map(|e| e.id.as_str()),
+        "events": events,
         "sessionId": completed.session_id,
     })))
 }

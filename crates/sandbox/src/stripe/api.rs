@@ -329,8 +329,9 @@ pub(super) async fn get_payment_link(
     }
 }
 
-/// `GET /pay/{id}`: the page a payment link's `url` opens. Nothing is charged; the button
-/// completes the payment the way a patient paying would.
+/// `GET /pay/{id}`: the page a payment link's `url` opens. Nothing is charged; each button
+/// completes the payment the way a patient paying would: by card, or by a bank debit that
+/// succeeds or fails (the form's `method` and `outcome` fields).
 pub(super) async fn payment_page(
     State(sandbox): State<Sandbox>,
     Path(id): Path<String>,
@@ -346,18 +347,33 @@ pub(super) async fn payment_page(
         link.currency.to_ascii_uppercase()
     );
     let action = match link.status {
-        LinkStatus::Open => format!(
-            "<form method=\"post\" action=\"/sandbox/payments/{}/complete\"><button type=\"submit\">Pay {}</button></form>",
-            escape(&link.id),
-            escape(&amount)
-        ),
+        LinkStatus::Open => {
+            let target = format!("/sandbox/payments/{}/complete", escape(&link.id));
+            let button = |fields: &str, label: &str| {
+                format!(
+                    "<form method=\"post\" action=\"{target}\">{fields}<button type=\"submit\">{label}</button></form>"
+                )
+            };
+            let debit = "<input type=\"hidden\" name=\"method\" value=\"bank_debit\">";
+            [
+                button("", &format!("Pay {} by card", escape(&amount))),
+                button(debit, "Pay by bank debit"),
+                button(
+                    &format!("{debit}<input type=\"hidden\" name=\"outcome\" value=\"failed\">"),
+                    "Pay by bank debit that fails",
+                ),
+            ]
+            .concat()
+        }
         LinkStatus::Paid => "<p><strong>Paid.</strong></p>".to_owned(),
     };
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sandbox payment</title></head>\
          <body><h1>{label}</h1><p>Amount: {amount}</p>{action}\
-         <p>This is the ARO sandbox standing in for Stripe: no card is asked for and nothing is charged. \
-         Paying here sends a signed <code>checkout.session.completed</code> event to ARO.</p></body></html>",
+         <p>This is the ARO sandbox standing in for Stripe: no card or bank account is asked for and nothing is charged. \
+         Paying by card sends a signed <code>checkout.session.completed</code> event to ARO; a bank debit sends \
+         <code>checkout.session.completed</code> (unpaid), then <code>checkout.session.async_payment_succeeded</code> \
+         or <code>checkout.session.async_payment_failed</code>.</p></body></html>",
         label = escape(&link.label),
         amount = escape(&amount),
     ))

@@ -1,13 +1,13 @@
 //! Stripe, only as far as ARO may use it: prices and payment links (bearer-key auth,
 //! `Idempotency-Key` honoured exactly as Stripe does, Stripe's object and error shapes), a
-//! hosted page per link, and the signed `checkout.session.completed` event when a link is paid.
-//! There is no endpoint that charges.
+//! hosted page per link, and the signed Checkout Session events when a link is paid (by card,
+//! or by a bank debit that succeeds or fails). There is no endpoint that charges.
 
 mod api;
 mod checkout;
 mod idempotency;
 
-pub(crate) use checkout::complete;
+pub(crate) use checkout::{DebitOutcome, PaymentMethod, complete};
 
 use crate::faults::{self, Provider};
 use crate::state::{Bounded, Sandbox};

@@ -6,7 +6,7 @@ use crate::common::Bench;
 use crate::stripe::deposit_link;
 use aro_integrations::calendly::normalise;
 use aro_integrations::calendly::webhook::{Webhook, WebhookEvent, WebhookPayload};
-use aro_integrations::stripe::webhook::{Event, PaymentStatus};
+use aro_integrations::stripe::webhook::{CheckoutSessionEventKind, Event, PaymentStatus};
 use aro_integrations::twilio::MessageStatus;
 use aro_integrations::twilio::webhook::{InboundMessage, StatusCallback};
 use serde_json::{Value, json};
@@ -74,9 +74,10 @@ async fn the_stripe_event_is_read_by_aros_parser() {
         })
         .await;
     let body = serde_json::to_vec(&delivery.json).unwrap();
-    let Event::CheckoutSessionCompleted(event) = Event::parse(&body).unwrap() else {
-        panic!("not read as checkout.session.completed");
+    let Event::CheckoutSession(event) = Event::parse(&body).unwrap() else {
+        panic!("not read as a checkout session event");
     };
+    assert_eq!(event.kind, CheckoutSessionEventKind::Completed);
     assert_eq!(event.session.payment_link.as_deref(), Some(id));
     assert_eq!(event.session.payment_status, PaymentStatus::Paid);
     assert_eq!(event.session.amount_total, Some(2500));
@@ -138,4 +139,64 @@ async fn calendly_webhooks_normalise_into_aros_bookings() {
         Some(booking.external_id.as_str())
     );
     assert_eq!(parsed[3].invitee_uri(), Some(moved.external_id.as_str()));
+}
+
+#[tokio::test]
+async fn a_bank_debits_stripe_events_are_read_by_aros_parser_in_order() {
+    let bench = Bench::start().await;
+    for (tenant, outcome, last, last_status) in [
+        (
+            "clinic-p",
+            "succeeded",
+            CheckoutSessionEventKind::AsyncPaymentSucceeded,
+            PaymentStatus::Paid,
+        ),
+        (
+            "clinic-q",
+            "failed",
+            CheckoutSessionEventKind::AsyncPaymentFailed,
+            PaymentStatus::Unpaid,
+        ),
+    ] {
+        let link = deposit_link(&bench, tenant, "2500").await;
+        let id = link["id"].as_str().unwrap();
+        bench
+            .post_json(
+                &format!("/sandbox/payments/{id}/complete"),
+                json!({"method": "bank_debit", "outcome": outcome}),
+            )
+            .await;
+        let path = format!("/v1/webhooks/stripe/{tenant}");
+        let deliveries = bench
+            .wait_for("both Stripe events", |all| {
+                let mine: Vec<_> = all.iter().filter(|d| d.path == path).cloned().collect();
+                (mine.len() >= 2).then_some(mine)
+            })
+            .await;
+        let events: Vec<_> = deliveries
+            .iter()
+            .map(
+                |d| match Event::parse(&serde_json::to_vec(&d.json).unwrap()).unwrap() {
+                    Event::CheckoutSession(event) => event,
+                    other => panic!("not read as a checkout session event: {other:?}"),
+                },
+            )
+            .collect();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| (e.kind, e.session.payment_status.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (CheckoutSessionEventKind::Completed, PaymentStatus::Unpaid),
+                (last, last_status)
+            ]
+        );
+        assert_ne!(events[0].id, events[1].id);
+        assert_eq!(events[0].session.id, events[1].session.id);
+        for event in &events {
+            assert_eq!(event.session.payment_link.as_deref(), Some(id));
+        }
+    }
 }
