@@ -604,6 +604,30 @@ pub async fn event_personal_data_is_sealed_and_erasable(store: &Store) {
         opened.payload,
         json!({"customer": {"id": ada.to_string(), "name": "Ada Lovelace", "phone": "+14155552671"}})
     );
+    // Readers that only count get the event without its personal data, marked as such.
+    let counted = store
+        .read(|tx| {
+            Box::pin(async move {
+                tx.events_without_pii(&EventQuery {
+                    tenant_id: Some("clinic-a".into()),
+                    after: 0,
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(counted.len(), 1);
+    assert_eq!(
+        (&counted[0].event_id, counted[0].seq),
+        (&opened.event_id, opened.seq)
+    );
+    assert_eq!(
+        counted[0].payload,
+        json!({"customer": {"id": ada.to_string()}, "piiOmitted": true})
+    );
     let id = ada.to_string();
     store
         .write(move |tx| Box::pin(async move { tx.erase_subject("clinic-a", &id).await }))

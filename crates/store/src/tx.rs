@@ -438,8 +438,37 @@ impl<'t> Tx<'t> {
     }
 
     pub async fn events(&mut self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
-        let rows = self
-            .raw
+        let rows = self.event_rows(query).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.event_from_row(row).await?);
+        }
+        Ok(out)
+    }
+
+    /// The events without their patient fields: nothing is decrypted and no data key is looked
+    /// up, for readers that count rather than show (reports). The payloads carry
+    /// `"piiOmitted": true` where patient fields were left out.
+    pub async fn events_without_pii(
+        &mut self,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = self.event_rows(query).await?;
+        Ok(rows
+            .into_iter()
+            .map(|mut row| {
+                if row.pii_ct.is_some()
+                    && let Value::Object(map) = &mut row.payload.0
+                {
+                    map.insert("piiOmitted".to_owned(), Value::Bool(true));
+                }
+                event_without_pii(row)
+            })
+            .collect())
+    }
+
+    async fn event_rows(&mut self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
+        self.raw
             .events(&EventFilter {
                 tenant_id: query.tenant_id.clone(),
                 after: query.after,
@@ -447,12 +476,7 @@ impl<'t> Tx<'t> {
                 event_type: query.event_type.clone(),
                 aggregate_id: query.aggregate_id.clone(),
             })
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.event_from_row(row).await?);
-        }
-        Ok(out)
+            .await
     }
 
     pub async fn seq_before_time(
@@ -467,8 +491,8 @@ impl<'t> Tx<'t> {
         self.raw.max_seq().await
     }
 
-    async fn event_from_row(&mut self, row: EventRow) -> Result<Event, StoreError> {
-        let mut payload = row.payload.0;
+    async fn event_from_row(&mut self, mut row: EventRow) -> Result<Event, StoreError> {
+        let mut payload = std::mem::take(&mut row.payload.0);
         if let (Some(subject), Some(ct)) = (&row.pii_subject, &row.pii_ct) {
             match self
                 .vault
@@ -496,24 +520,30 @@ impl<'t> Tx<'t> {
                 }
             }
         }
-        Ok(Event {
-            event_id: row.event_id,
-            seq: row.seq,
-            event_type: row.event_type,
-            occurred_at: row.occurred_at,
-            tenant_id: row.tenant_id,
-            profile: row.profile,
-            aggregate: AggregateRef {
-                kind: row.aggregate_type,
-                id: row.aggregate_id,
-            },
-            payload,
-            metadata: EventMetadata {
-                workflow_id: row.workflow_id,
-                correlation_id: row.correlation_id,
-                causation_id: row.causation_id,
-            },
-        })
+        row.payload.0 = payload;
+        Ok(event_without_pii(row))
+    }
+}
+
+/// The event a row holds, its payload as stored (patient fields, if any, not merged in).
+fn event_without_pii(row: EventRow) -> Event {
+    Event {
+        event_id: row.event_id,
+        seq: row.seq,
+        event_type: row.event_type,
+        occurred_at: row.occurred_at,
+        tenant_id: row.tenant_id,
+        profile: row.profile,
+        aggregate: AggregateRef {
+            kind: row.aggregate_type,
+            id: row.aggregate_id,
+        },
+        payload: row.payload.0,
+        metadata: EventMetadata {
+            workflow_id: row.workflow_id,
+            correlation_id: row.correlation_id,
+            causation_id: row.causation_id,
+        },
     }
 }
 

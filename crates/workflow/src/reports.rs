@@ -4,9 +4,10 @@
 //!   replied ÷ visits reminded (both within the period);
 //! - no-show rate: no-shows ÷ (completed + no-shows), each visit counted by its last outcome
 //!   in the period;
-//! - recovered visits: completed visits that were rescheduled rather than lost, or booked by a
-//!   patient after a no-show recovery text; recovered revenue is their price (from the pack's
-//!   mappings at booking time).
+//! - recovered visits: completed visits that were rescheduled rather than lost, or that are the
+//!   patient's first booking after a no-show recovery text (later visits are the patient's
+//!   own, not the text's); recovered revenue is their price (from the pack's mappings at
+//!   booking time).
 //!
 //! Cost: the period is read from its first event on (the `(tenant_id, occurred_at)` index finds
 //! it); before it, only the three event types that attribute recoveries, through the
@@ -124,8 +125,9 @@ async fn scan(
 ) -> Result<(), StoreError> {
     let mut after = after;
     loop {
+        // Counting needs no patient field: nothing is decrypted.
         let page = tx
-            .events(&EventQuery {
+            .events_without_pii(&EventQuery {
                 tenant_id: Some(tenant.to_owned()),
                 after,
                 limit: PAGE,
@@ -156,10 +158,10 @@ struct Tally {
     /// Each visit's last outcome in the period.
     outcome: HashMap<String, (String, Value)>,
     rescheduled: HashSet<String>,
-    /// The seq of each patient's first no-show recovery text.
-    first_recovery: HashMap<String, i64>,
-    /// Each visit's patient and the seq it was booked at.
-    booked: HashMap<String, (String, i64)>,
+    /// The seqs of each patient's no-show recovery texts.
+    recoveries: HashMap<String, Vec<i64>>,
+    /// Each patient's bookings: (seq, visit).
+    bookings: HashMap<String, Vec<(i64, String)>>,
 }
 
 impl Tally {
@@ -175,8 +177,8 @@ impl Tally {
             responded: HashSet::new(),
             outcome: HashMap::new(),
             rescheduled: HashSet::new(),
-            first_recovery: HashMap::new(),
-            booked: HashMap::new(),
+            recoveries: HashMap::new(),
+            bookings: HashMap::new(),
         }
     }
 
@@ -190,13 +192,15 @@ impl Tally {
         match e.event_type.as_str() {
             "message.queued" if str_at(&e.payload, &["purpose"]) == Some("no_show_recovery") => {
                 if let Some(c) = customer_of(e) {
-                    let first = self.first_recovery.entry(c.to_owned()).or_insert(e.seq);
-                    *first = (*first).min(e.seq);
+                    self.recoveries.entry(c.to_owned()).or_default().push(e.seq);
                 }
             }
             "appointment.booked" => {
                 if let (Some(a), Some(c)) = (appointment_of(e), customer_of(e)) {
-                    self.booked.insert(a.to_owned(), (c.to_owned(), e.seq));
+                    self.bookings
+                        .entry(c.to_owned())
+                        .or_default()
+                        .push((e.seq, a.to_owned()));
                 }
             }
             "appointment.rescheduled" => {
@@ -253,18 +257,27 @@ impl Tally {
         }
     }
 
-    /// A visit is recovered when it was rescheduled rather than lost, or booked by a patient
-    /// after a no-show recovery text.
-    fn recovered(&self, apt: &str) -> bool {
-        self.rescheduled.contains(apt)
-            || self.booked.get(apt).is_some_and(|(customer, booked_at)| {
-                self.first_recovery
-                    .get(customer)
-                    .is_some_and(|texted_at| texted_at < booked_at)
-            })
+    /// The visits booked in answer to a recovery text: each text's patient's first booking
+    /// after it. (The passes may see a patient's events out of seq order, hence the sort.)
+    fn booked_after_recovery(&mut self) -> HashSet<String> {
+        let mut answered = HashSet::new();
+        for (customer, texts) in &self.recoveries {
+            let Some(bookings) = self.bookings.get_mut(customer) else {
+                continue;
+            };
+            bookings.sort_unstable();
+            for texted_at in texts {
+                let next = bookings.partition_point(|(booked_at, _)| booked_at <= texted_at);
+                if let Some((_, visit)) = bookings.get(next) {
+                    answered.insert(visit.clone());
+                }
+            }
+        }
+        answered
     }
 
-    fn finish(self) -> Metrics {
+    fn finish(mut self) -> Metrics {
+        let booked_after_recovery = self.booked_after_recovery();
         let mut m = self.m.clone();
         m.appointments_reminded = self.reminded.len() as u64;
         m.confirmed = self.confirmed.len() as u64;
@@ -283,7 +296,7 @@ impl Tally {
                 continue;
             }
             m.completed += 1;
-            if self.recovered(apt) {
+            if self.rescheduled.contains(apt) || booked_after_recovery.contains(apt) {
                 m.recovered_visits += 1;
                 if let (Some(minor), Some(currency)) = (
                     payload

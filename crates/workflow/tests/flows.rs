@@ -536,6 +536,8 @@ async fn recovered_visits_are_attributed_from_history_before_the_period() {
         "the recovery text went out"
     );
     let rebooked = book_priced(&h, "R-2", "Ada Lovelace", ADA, 72).await;
+    // Her next booking after that is her own doing, not the text's.
+    let again = book_priced(&h, "R-5", "Ada Lovelace", ADA, 73).await;
     let moved = book_priced(&h, "R-3", "Grace Hopper", "+14155552672", 70).await;
     let starts = h.engine.clock().now() + Duration::hours(74);
     let r = h
@@ -550,11 +552,11 @@ async fn recovered_visits_are_attributed_from_history_before_the_period() {
     h.advance(Duration::hours(1)).await;
     deliver_all(&h).await;
 
-    // The period starts here: only the three visits' outcomes fall in it.
+    // The period starts here: only the four visits' outcomes fall in it.
     let period_start = h.engine.clock().now();
     h.advance(Duration::hours(80)).await;
     deliver_all(&h).await;
-    for visit in [&rebooked, &moved, &plain] {
+    for visit in [&rebooked, &again, &moved, &plain] {
         assert_eq!(h.status(visit).await, "completed", "{visit}");
     }
 
@@ -565,11 +567,12 @@ async fn recovered_visits_are_attributed_from_history_before_the_period() {
         m.appointments_booked, 0,
         "all bookings came before the period"
     );
-    assert_eq!(m.completed, 3);
+    assert_eq!(m.completed, 4);
     assert_eq!(m.no_shows, 0, "the no-show came before the period");
     assert_eq!(
         m.recovered_visits, 2,
-        "the visit booked after the recovery text and the moved one; not the plain one"
+        "the first visit booked after the recovery text and the moved one; not the plain one, \
+         not the patient's second booking"
     );
     assert_eq!(m.recovered_revenue.get("USD"), Some(&24_000));
 
@@ -577,10 +580,10 @@ async fn recovered_visits_are_attributed_from_history_before_the_period() {
     let all = aro_workflow::reports::metrics(&h.store, "default", None, None)
         .await
         .unwrap();
-    assert_eq!((all.completed, all.no_shows), (3, 1));
+    assert_eq!((all.completed, all.no_shows), (4, 1));
     assert_eq!(all.recovered_visits, 2);
     assert_eq!(all.recovered_revenue.get("USD"), Some(&24_000));
-    assert_eq!(all.appointments_booked, 4);
+    assert_eq!(all.appointments_booked, 5);
 
     // A period that ends before the outcomes counts none of them.
     let before = aro_workflow::reports::metrics(&h.store, "default", None, Some(period_start))
