@@ -351,11 +351,12 @@ impl Backend for SqliteBackend {
     }
 
     async fn read(&self, job: Job) -> Result<(), StoreError> {
-        let mut conn = self.readers.acquire().await?;
-        // A deferred transaction pins one WAL snapshot for the whole job.
-        sqlx::query("begin").execute(&mut *conn).await?;
-        let result = run_job(&mut conn, job).await;
-        let _ = sqlx::query("rollback").execute(&mut *conn).await;
+        // A deferred transaction pins one WAL snapshot for the whole job. sqlx's transaction
+        // rolls back when dropped, so a caller that goes away mid-read (a client hanging up)
+        // returns a clean connection to the pool, not one stuck inside a transaction.
+        let mut tx = self.readers.begin().await?;
+        let result = run_job(&mut tx, job).await;
+        let _ = tx.rollback().await;
         result.map(|_| ())
     }
 

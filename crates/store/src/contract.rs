@@ -29,6 +29,7 @@ macro_rules! contract_tests {
             concurrent_writers_never_hide_events_from_a_paging_reader,
             event_personal_data_is_sealed_and_erasable,
             failed_jobs_leave_no_trace,
+            abandoned_reads_leave_no_trace,
             migrations_go_down_and_up_again,
         );
     };
@@ -639,6 +640,49 @@ pub async fn event_personal_data_is_sealed_and_erasable(store: &Store) {
         json!({"customer": {"id": ada.to_string()}, "piiErased": true}),
         "the event stays in the log; its personal data is gone"
     );
+}
+
+/// A read whose caller goes away mid-flight (a client hangs up, a stream is dropped) hands its
+/// connection back clean: every later read and write works.
+pub async fn abandoned_reads_leave_no_trace(store: &Store) {
+    seed_tenant(store, "clinic-a").await;
+    // More abandoned reads than any reader pool has connections, all stuck inside their
+    // transactions when they are dropped.
+    let mut stuck = Vec::new();
+    for _ in 0..12 {
+        let (started, is_started) = tokio::sync::oneshot::channel::<()>();
+        let reader = store.clone();
+        let task = tokio::spawn(async move {
+            reader
+                .read(move |tx| {
+                    Box::pin(async move {
+                        tx.get_tenant("clinic-a").await?;
+                        let _ = started.send(());
+                        std::future::pending::<()>().await;
+                        Ok::<_, StoreError>(())
+                    })
+                })
+                .await
+        });
+        stuck.push((task, is_started));
+    }
+    for (task, is_started) in stuck {
+        is_started.await.unwrap();
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+    for round in 0..24 {
+        let found = store
+            .read(|tx| Box::pin(async move { tx.get_tenant("clinic-a").await }))
+            .await
+            .unwrap_or_else(|e| panic!("read {round} after abandoned reads: {e}"));
+        assert!(found.is_some());
+    }
+    append(
+        store,
+        event("clinic-a", EventType::TenantCreated, "clinic-a", 1),
+    )
+    .await;
 }
 
 pub async fn failed_jobs_leave_no_trace(store: &Store) {
