@@ -97,6 +97,49 @@ both_engines!(
 );
 
 both_engines!(
+    a_reply_is_answered_at_its_own_time_even_when_the_clock_moves_on_at_once,
+    |db| async move {
+        let Some(c) = Clinic::start(db, MONDAY_9AM).await else {
+            return;
+        };
+        let visit = c
+            .book(&Booking::new("Ada Lovelace", ADA, THURSDAY_10AM))
+            .await;
+        c.set_clock("2030-04-02T14:01:00Z").await;
+        c.reply(ADA, "C").await;
+        // No waiting for the answer: business time jumps a day at once. The answer to the
+        // reply still leaves at the moment of the reply, before anything later.
+        c.set_clock("2030-04-03T13:00:00Z").await;
+        let sent: Vec<_> = c
+            .events_of(&visit.appointment, "message.sent")
+            .await
+            .into_iter()
+            .map(|e| {
+                (
+                    e["payload"]["purpose"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    e["occurredAt"].as_str().unwrap_or_default()[..16].to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("reminder_48h".to_owned(), "2030-04-02T14:00".to_owned()),
+                (
+                    "confirm_ack_answer".to_owned(),
+                    "2030-04-02T14:01".to_owned()
+                ),
+            ],
+            "the acknowledgement went out when the patient replied"
+        );
+        c.stop().await;
+    }
+);
+
+both_engines!(
     silence_after_both_reminders_reaches_the_clinic_phone_as_one_digest,
     |db| async move {
         let Some(c) = Clinic::start(db, MONDAY_9AM).await else {

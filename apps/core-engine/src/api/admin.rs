@@ -277,6 +277,15 @@ async fn move_clock(
     // before moving on, so every text leaves at its own business time; once the wait budget is
     // spent, the remaining steps run without waiting.
     let deadline = Instant::now() + wait;
+    // Work already under way (a reply being answered, a text being sent) belongs to the time it
+    // started at: let it finish before the clock leaves that moment.
+    wait_settled(
+        &state,
+        deadline
+            .saturating_duration_since(Instant::now())
+            .min(STEP_SETTLE_TIMEOUT),
+    )
+    .await;
     let mut fired = 0;
     while let Some(n) = state
         .engine
