@@ -280,8 +280,41 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
-    if config.log.level.trim().is_empty() {
+    check_log_level(&config.log.level)?;
+    Ok(())
+}
+
+/// `log.level` is a tracing filter: comma-separated directives, each a level or
+/// `target=level` (targets are Rust module paths, e.g. `aro_core_engine::workers`). Checked here
+/// so a typo stops the start with the key named instead of silently logging at `info`.
+fn check_log_level(filter: &str) -> Result<(), ConfigError> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    if filter.trim().is_empty() {
         return Err(ConfigError::invalid("log.level", "is empty"));
+    }
+    for directive in filter.split(',').map(str::trim) {
+        let (target, level) = match directive.split_once('=') {
+            Some((target, level)) => (Some(target.trim()), level.trim()),
+            None => (None, directive),
+        };
+        let target_ok = target.is_none_or(|t| {
+            !t.is_empty()
+                && t.split("::").all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                })
+        });
+        if !target_ok || !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(ConfigError::invalid(
+                "log.level",
+                format!(
+                    "{directive:?} is not a level (trace, debug, info, warn, error, off) \
+                     or target=level"
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -276,7 +276,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// A tracing filter, e.g. `info` or `info,aro_core_engine=debug`.
+    /// A tracing filter: comma-separated `level` or `target=level` directives (levels trace,
+    /// debug, info, warn, error, off), e.g. `info` or `info,aro_core_engine=debug`.
     #[serde(default = "defaults::log_level")]
     pub level: String,
     #[serde(default)]

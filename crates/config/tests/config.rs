@@ -256,3 +256,29 @@ fn the_generated_file_loads_back_with_the_sandbox_on() {
     let (again, _) = generate_for_data_dir(dir.path());
     assert_ne!(again.auth.signing_key, generated.auth.signing_key);
 }
+
+#[test]
+fn log_filters_are_checked_at_start() {
+    let env = Environment::empty();
+    for good in [
+        "info",
+        "WARN",
+        "info,aro_core_engine=debug",
+        "aro_http::ops=trace, warn",
+    ] {
+        let text = format!("{VALID}\n[log]\nlevel = \"{good}\"\n");
+        let config = load_text(&text, &env).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        assert_eq!(config.log.level, good);
+    }
+    for bad in [
+        "",
+        "verbose",
+        "info,aro_core_engine=loud",
+        "=debug",
+        "a b=info",
+        "info,",
+    ] {
+        let text = format!("{VALID}\n[log]\nlevel = \"{bad}\"\n");
+        assert_eq!(key_of(&text, &env), "log.level", "{bad:?}");
+    }
+}
