@@ -70,8 +70,46 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("aro: {e:#}");
+            eprintln!("aro: {}", readable(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, each said once: many of our error types already
+/// include their cause in their own message, which `{:#}` would repeat.
+fn readable(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database: {0}")]
+    struct Wrapping(#[from] std::io::Error);
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let inner = std::io::Error::other("pool timed out");
+        let error = anyhow::Error::from(Wrapping(inner)).context("opening the database");
+        assert_eq!(
+            readable(&error),
+            "opening the database: database: pool timed out"
+        );
+        let plain = anyhow::anyhow!("no such tenant").context("sending the command");
+        assert_eq!(readable(&plain), "sending the command: no such tenant");
     }
 }

@@ -139,11 +139,18 @@ impl PostgresBackend {
         let options = PgConnectOptions::from_str(&settings.url)
             .map_err(|_| StoreError::Database("database.url is not a valid PostgreSQL URL".into()))?
             .application_name("aro-core-engine");
-        let pool = PgPoolOptions::new()
+        let pool = match PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
-            .connect_with(options)
-            .await?;
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => pool,
+            Err(sqlx::Error::PoolTimedOut) => {
+                return Err(unreachable_because(&options, settings.acquire_timeout).await);
+            }
+            Err(e) => return Err(e.into()),
+        };
         check_durability(&pool, settings.allow_unsafe_durability).await?;
         Ok(Self { pool })
     }
@@ -151,6 +158,21 @@ impl PostgresBackend {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// The pool only says it gave up waiting; one direct attempt says why (connection refused, an
+/// unknown host, a wrong password), which is what an operator needs to read.
+async fn unreachable_because(options: &PgConnectOptions, wait: Duration) -> StoreError {
+    use sqlx::Connection;
+    let why = match tokio::time::timeout(wait, PgConnection::connect_with(options)).await {
+        Ok(Err(e)) => e.to_string(),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            "the server accepted a connection only after the pool gave up".to_owned()
+        }
+        Err(_) => format!("no answer within {} s", wait.as_secs()),
+    };
+    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {why}"))
 }
 
 async fn check_durability(pool: &PgPool, allow_unsafe: bool) -> Result<(), StoreError> {
