@@ -87,6 +87,13 @@ fn tolerant(mut p: UpsertPayload) -> UpsertPayload {
 /// `appointment.upsert` staff and integrators use, after dropping optional details that do not
 /// validate. The phone number goes in as typed; the upsert reads it with the tenant's region
 /// and flags a visit without a text-capable number (`needsContact`, no reminders).
+///
+/// A move away from a visit that is already settled (a no-show rebooking through the
+/// reschedule link of its recovery text, a completed or cancelled visit) books a new visit
+/// under the new identity, as any booking, and leaves the settled one as it was (ADR 0012).
+/// Either way the outcome is keyed by the new identity, so a repeat changes nothing, and the
+/// other half of the provider's pair (the old identity cancelled as rescheduled) is left alone
+/// by the caller, so the order the two arrive in does not matter.
 pub async fn upsert_from_provider(
     ctx: &mut Ctx<'_, '_>,
     payload: UpsertPayload,

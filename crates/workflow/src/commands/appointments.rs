@@ -1,6 +1,8 @@
 //! Appointment commands. `appointment.upsert` is keyed by the provider's booking identity
 //! `(tenant, source, externalId)` (and the identities a visit had before a reschedule): a repeat
-//! is a no-op, a changed time is a reschedule, other changes are an update. Everything else is a
+//! is a no-op, a changed time is a reschedule, other changes are an update. A booking moved at
+//! the provider (`previousExternalId`) away from a visit that can no longer be rescheduled — a
+//! no-show, a completed or cancelled visit — is a new visit (ADR 0012). Everything else is a
 //! transition of DESIGN.md's state machine. ARO itself never issues `appointment.cancel`: only
 //! staff and the clinic's booking provider do.
 
@@ -289,30 +291,52 @@ pub async fn upsert(ctx: &mut Ctx<'_, '_>, payload: UpsertPayload) -> EngineResu
         .await?;
     if existing.is_none()
         && let Some(previous) = &b.previous_external_id
-    {
-        existing = ctx
+        && let Some(moved) = ctx
             .tx
             .appointment_by_external(tenant.as_str(), &b.source, previous)
-            .await?;
-        if let Some(a) = &existing {
-            ctx.tx
-                .add_appointment_alias(
-                    tenant.as_str(),
-                    &b.source,
-                    &b.external_id,
-                    a.id.as_str(),
-                    ctx.now,
-                )
-                .await?;
+            .await?
+    {
+        if moved
+            .status
+            .transition(AppointmentStatus::Rescheduled)
+            .is_err()
+        {
+            // The patient moved a visit that is already settled (typically through the
+            // reschedule link of a no-show's recovery text): the old visit keeps its outcome
+            // and the new time is a new booking under the new identity (ADR 0012). A repeat
+            // finds that new visit by its identity above, so it is booked once.
+            tracing::info!(
+                tenant = %tenant,
+                settled = %moved.id,
+                status = moved.status.as_str(),
+                "a settled visit was moved at the provider: booking it as a new visit"
+            );
+            return create(ctx, b, Some(&moved)).await;
         }
+        ctx.tx
+            .add_appointment_alias(
+                tenant.as_str(),
+                &b.source,
+                &b.external_id,
+                moved.id.as_str(),
+                ctx.now,
+            )
+            .await?;
+        existing = Some(moved);
     }
     match existing {
         Some(a) => update_existing(ctx, a, b).await,
-        None => create(ctx, b).await,
+        None => create(ctx, b, None).await,
     }
 }
 
-async fn create(ctx: &mut Ctx<'_, '_>, b: Booking) -> EngineResult<AggregateRef> {
+/// A new visit. `rebooked_from` is the settled visit the provider moved to make this booking;
+/// `appointment.booked` names it (`rebookedFrom`) so the link between the two stays visible.
+async fn create(
+    ctx: &mut Ctx<'_, '_>,
+    b: Booking,
+    rebooked_from: Option<&Appointment>,
+) -> EngineResult<AggregateRef> {
     let (mut customer, _) = find_or_create_customer(ctx, &b.details).await?;
     if merge_details(&mut customer, &b.details) {
         customer.updated_at = ctx.now;
@@ -350,10 +374,14 @@ async fn create(ctx: &mut Ctx<'_, '_>, b: Booking) -> EngineResult<AggregateRef>
         });
     }
     visits::enter_workflow(ctx, &a).await?;
+    let mut extra = json!({"actor": ctx.actor});
+    if let Some(settled) = rebooked_from {
+        extra["rebookedFrom"] = json!(settled.id);
+    }
     ctx.emit(
         EventType::AppointmentBooked,
         visits::aggregate(&a),
-        crate::snapshot::appointment_payload(&a, Some(&customer), json!({"actor": ctx.actor})),
+        crate::snapshot::appointment_payload(&a, Some(&customer), extra),
         Some(crate::snapshot::customer_pii(&customer)),
     );
     if let Some(phone) = customer.phone.clone().filter(Phone::is_text_capable)
@@ -593,6 +621,10 @@ pub async fn reschedule(
     check_url("payload.cancelUrl", &p.cancel_url)?;
     check_url("payload.rescheduleUrl", &p.reschedule_url)?;
     let mut a = load(ctx, envelope).await?;
+    // A command names the visit to move, and a settled visit does not move: 409
+    // INVALID_TRANSITION before anything is written. (The provider's report of such a move is a
+    // new booking instead, in `upsert`; a caller books one with `appointment.upsert`. ADR 0012.)
+    a.status.transition(AppointmentStatus::Rescheduled)?;
     let tenant = ctx.tenant_id().to_owned();
     if let Some(external) = p
         .external_id

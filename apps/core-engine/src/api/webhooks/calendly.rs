@@ -2,10 +2,13 @@
 //! Calendly.
 //!
 //! - `invitee.created` → `appointment.upsert` (source `calendly`, external id = the invitee
-//!   URI); the new half of a reschedule carries `old_invitee`, which moves the existing visit.
+//!   URI); the new half of a reschedule carries `old_invitee`, which moves the existing visit —
+//!   or, when that visit is already settled (a no-show rebooking through its recovery text's
+//!   link, a completed or cancelled visit), books a new visit under the new URI (ADR 0012).
 //! - `invitee.canceled` with `rescheduled: true` is the other half of a reschedule: it changes
-//!   nothing (its receipt is kept), so the pair becomes one `appointment.rescheduled` whichever
-//!   half arrives first and a reschedule is never mistaken for a cancellation.
+//!   nothing (its receipt is kept), so the pair becomes one `appointment.rescheduled` (or one
+//!   `appointment.booked`) whichever half arrives first and a reschedule is never mistaken for
+//!   a cancellation.
 //! - `invitee.canceled` otherwise → `appointment.cancel` (nothing when ARO never knew the visit).
 //! - `invitee_no_show.created` → `appointment.mark_no_show`.
 //! - A booking lacking what a visit needs (older subscriptions send no `scheduled_event`) is
