@@ -31,12 +31,15 @@ start() {
     local bin dir port
     bin=$(pg_bin) || { echo "PostgreSQL server binaries not found (install postgresql)" >&2; exit 1; }
     dir=$(mktemp -d /tmp/aro-pg.XXXXXX)
+    # A cluster that does not come up leaves nothing behind.
+    trap 'stop "$dir"' ERR
     if [ "$(id -u)" = "0" ]; then chown postgres: "$dir"; fi
     port=$(free_port)
     as_owner "'$bin/initdb' -D '$dir/data' -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8" >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; exit 1; }
+        || { cat "$dir/initdb.log" >&2; stop "$dir"; exit 1; }
     as_owner "'$bin/pg_ctl' -D '$dir/data' -l '$dir/server.log' -w -t 60 -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=64MB\" start" >/dev/null \
-        || { cat "$dir/server.log" >&2; exit 1; }
+        || { cat "$dir/server.log" >&2; stop "$dir"; exit 1; }
+    trap - ERR
     echo "export ARO_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:$port/postgres'"
     echo "export ARO_PG_CLUSTER_DIR='$dir'"
     echo "export PATH='$bin':\"\$PATH\""

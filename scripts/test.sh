@@ -2,8 +2,9 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this script):
 #   formatting, clippy with warnings as errors, the committed OpenAPI documents, and every test
 #   against SQLite and against a real PostgreSQL server started here for the run.
-# Needs: the Rust toolchain, PostgreSQL 15 server binaries, Python 3 (for the API schema check)
-# and Chromium with ChromeDriver (installed from Debian packages when missing and possible).
+# Needs: the Rust toolchain with cargo-nextest (plain `cargo test` otherwise), PostgreSQL 15
+# server binaries, and Python 3 with its venv module and access to PyPI (the independent
+# Standard Webhooks and OpenAPI checks install their packages into target/test-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,9 @@ fi
 export ARO_TEST_PYTHON="$VENV/bin/python"
 
 step "PostgreSQL for the test run"
-eval "$(scripts/pg-cluster.sh start)"
+# An assignment, not `eval "$(…)"` alone: a cluster that fails to start stops the run here.
+pg_env=$(scripts/pg-cluster.sh start)
+eval "$pg_env"
 export ARO_REQUIRE_POSTGRES=1
 echo "PostgreSQL at ${ARO_TEST_POSTGRES_URL}"
 
