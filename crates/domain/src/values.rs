@@ -461,13 +461,20 @@ mod tests {
         }
 
         #[test]
-        fn e164_round_trips(national in 2_000_000_000u64..=9_999_999_999u64) {
-            let raw = format!("+1{national}");
-            if let Ok(p) = Phone::parse(&raw, Region::US) {
-                prop_assert_eq!(p.as_str(), raw.as_str());
-                let again = Phone::parse_e164(p.as_str()).unwrap();
-                prop_assert_eq!(again, p);
-            }
+        fn e164_round_trips(
+            area in proptest::sample::select(vec![212u32, 305, 312, 415, 617, 713, 206]),
+            exchange in 200u32..=999,
+            line in 0u32..=9999,
+        ) {
+            // N11 exchanges (211, 311, …, 911) are service codes, never a subscriber's number.
+            prop_assume!(exchange % 100 != 11);
+            let raw = format!("+1{area}{exchange}{line:04}");
+            let p = Phone::parse(&raw, Region::US);
+            prop_assert!(p.is_ok(), "a valid US number is refused: {raw}: {p:?}");
+            let p = p.unwrap();
+            prop_assert_eq!(p.as_str(), raw.as_str());
+            let again = Phone::parse_e164(p.as_str()).unwrap();
+            prop_assert_eq!(again, p);
         }
 
         #[test]
@@ -476,10 +483,16 @@ mod tests {
         ) {
             let plain = format!("+1{area}{exchange}{line:04}");
             let pretty = format!("({area}) {exchange}-{line:04}");
-            match (Phone::parse(&plain, Region::US), Phone::parse(&pretty, Region::US)) {
-                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
-                (Err(_), Err(_)) => {}
-                (a, b) => prop_assert!(false, "disagree: {:?} vs {:?}", a, b),
+            let national = format!("{area}.{exchange}.{line:04}");
+            let parsed = [&plain, &pretty, &national].map(|raw| Phone::parse(raw, Region::US));
+            match &parsed {
+                [Ok(a), Ok(b), Ok(c)] => {
+                    prop_assert_eq!(a, b);
+                    prop_assert_eq!(a, c);
+                    prop_assert_eq!(a.as_str(), plain.as_str());
+                }
+                [Err(_), Err(_), Err(_)] => {}
+                other => prop_assert!(false, "disagree: {:?}", other),
             }
         }
 

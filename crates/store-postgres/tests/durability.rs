@@ -39,8 +39,13 @@ async fn an_unreachable_server_is_a_clear_error_within_the_acquire_timeout() {
         .await
         .err()
         .expect("must fail");
+    // Unavailable (an operator can retry once the server is up), saying why in words an
+    // operator reads: the connection was refused, not that a pool timed out.
+    assert!(err.is_retryable(), "{err}");
+    let text = err.to_string();
     assert!(
-        err.is_retryable() || matches!(err, StoreError::Database(_)),
-        "{err}"
+        text.contains("cannot connect to PostgreSQL") && text.contains("refused"),
+        "{text}"
     );
+    assert!(!text.contains("pool timed out"), "{text}");
 }

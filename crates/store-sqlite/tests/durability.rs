@@ -35,7 +35,25 @@ async fn the_default_is_wal_with_full_sync() {
         .unwrap();
     backend.ping().await.unwrap();
     backend.close().await;
-    assert!(dir.path().join("b.db-wal").exists() || dir.path().join("b.db").exists());
+    // WAL is a property of the file: any later connection sees it.
+    use sqlx::Connection;
+    let mut conn =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", dir.path().join("b.db").display()))
+            .await
+            .unwrap();
+    let journal: String = sqlx::query_scalar("pragma journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+    conn.close().await.unwrap();
+    // FULL is per connection: the default settings ask for it (and `open` refuses a
+    // connection that does not have it, see the test above).
+    let settings = SqliteSettings::from_url(&url, false).unwrap();
+    assert_eq!(
+        format!("{:?}", settings.synchronous),
+        format!("{:?}", sqlx::sqlite::SqliteSynchronous::Full)
+    );
 }
 
 #[test]
