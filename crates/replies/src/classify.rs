@@ -177,20 +177,35 @@ fn read_sentence(sentence: &Sentence, signals: &mut Signals) {
     let tokens = &sentence.tokens;
     let mut consumed = vec![false; tokens.len()];
     let mut found: Vec<(Effect, bool)> = Vec::new();
+    // Every opener (how-to included) makes the sentence ask something, whatever it names.
+    let statement =
+        !sentence.question_mark && rules::opener(tokens, sentence.question_mark) == Opener::None;
 
     for rule in RULES.iter() {
+        if rule.scope.statement_only() && !statement {
+            continue;
+        }
         match rule.scope {
-            Scope::Whole => {
+            Scope::Whole | Scope::Acknowledged => {
                 if consumed.iter().any(|c| *c) {
                     continue;
                 }
-                let core: Vec<String> = tokens
-                    .iter()
-                    .filter(|t| !rules::is_courtesy(t))
-                    .cloned()
-                    .collect();
+                let set_aside = if rule.scope == Scope::Whole {
+                    rules::is_courtesy
+                } else {
+                    rules::is_acknowledgement
+                };
+                let core: Vec<String> = tokens.iter().filter(|t| !set_aside(t)).cloned().collect();
                 if rule.pattern.covers(&core) {
                     consumed.iter_mut().for_each(|c| *c = true);
+                    found.push((rule.effect, rule.beats_question));
+                }
+            }
+            Scope::Opening | Scope::Closing => {
+                if let Some(hits) =
+                    rules::find_at_edge(rule.scope, &rule.pattern, tokens, &consumed)
+                {
+                    hits.iter().for_each(|&index| consumed[index] = true);
                     found.push((rule.effect, rule.beats_question));
                 }
             }
@@ -337,6 +352,29 @@ mod tests {
         );
         assert_eq!(read_text("Do I stop eating before?").0, Intent::Question);
         assert_eq!(read_text("can you stop texting me?").0, Intent::OptOut);
+    }
+
+    #[test]
+    fn a_stop_word_in_a_statement_wins_over_a_confirmation() {
+        for text in [
+            "yes stop",
+            "sí, stop",
+            "stop all",
+            "C stop",
+            "Stop, I'll be there",
+        ] {
+            assert_eq!(read_text(text).0, Intent::OptOut, "{text}");
+        }
+        // The same words asked, negated, or as a noun are not a revocation.
+        for text in [
+            "stop by tomorrow?",
+            "yes I'll stop by",
+            "don't stop",
+            "I'm at the bus stop",
+            "the bleeding won't stop",
+        ] {
+            assert_ne!(read_text(text).0, Intent::OptOut, "{text}");
+        }
     }
 
     #[test]

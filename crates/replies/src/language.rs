@@ -246,6 +246,9 @@ const SPANISH_WORDS: &[&str] = &[
     "seguro",
     "cuanto",
     "cual",
+    "parar",
+    "paren",
+    "detengan",
 ];
 
 /// Reduces a hint such as `"ES"`, `"es-MX"` or `"en_US"` to its two-letter language, if it has

@@ -8,6 +8,19 @@
 //! first (a revocation must never be missed), then hedges and neutralisers, then cancellation
 //! and rescheduling (negations included), then confirmation, then the weakest signals.
 //!
+//! How a STOP-family word is read (issue: "yes stop" confirmed the visit and texts went on):
+//! - alone, or with only courtesy words and acknowledgements ("stop all", "yes, stop", "sí,
+//!   para", "stop ok"), it is a revocation;
+//! - a STOP verb (stop, stopall, unsubscribe, unsub, optout, revoke) that ends a statement
+//!   ("C stop", "I'll be there, stop") or opens one before a new clause ("Stop, I'll be there")
+//!   is a revocation too, and wins over anything else the message says;
+//! - it is not one inside a question ("should I stop my medication?", "stop by tomorrow?"), as
+//!   a noun ("the bus stop", "full stop"), negated or promised ("the bleeding won't stop", "ok
+//!   I'll stop"), in a reported instruction ("I was told to stop my meds"), or in "don't stop
+//!   (texting me)", which asks for the opposite and goes to a person;
+//! - a bare CANCEL is the carrier's opt-out (handled before the rules, ADR 0007); with more
+//!   words ("ok cancel", "cancel all") it is the cancel intent.
+//!
 //! Strengths are calibrated-ish on purpose: [`BARE`] for a sentence that is nothing but the
 //! keyword, [`STRONG`] for an explicit phrase, [`FAIR`]/[`WEAK`] for idioms and
 //! acknowledgements, and values under the default threshold (0.7) for hedges.
@@ -15,6 +28,7 @@
 use std::sync::LazyLock;
 
 use crate::intent::Intent;
+use crate::normalize::{fold_word, squeeze};
 use crate::pattern::Pattern;
 
 /// A sentence that is only the keyword (plus courtesy words).
@@ -52,6 +66,23 @@ pub(crate) enum Scope {
     Anywhere,
     /// The whole sentence, once courtesy words are set aside, is this pattern (repeated).
     Whole,
+    /// The whole sentence, once courtesy words and acknowledgements ([`ACKNOWLEDGEMENTS`]) are
+    /// set aside, is this pattern (repeated): "yes, stop", "stop ok", "sí, para". An
+    /// acknowledgement next to a consent keyword does not soften it.
+    Acknowledged,
+    /// The sentence opens with this pattern (courtesy words aside), and is a statement: "Stop,
+    /// I'll be there". A question ("stop by tomorrow?") never matches.
+    Opening,
+    /// The sentence ends with this pattern (courtesy words aside), and is a statement: "C stop",
+    /// "I'll be there, stop". A question ("when do I stop?") never matches.
+    Closing,
+}
+
+impl Scope {
+    /// Scopes that only read statements: a keyword at the edge of a question is asked about.
+    pub(crate) fn statement_only(self) -> bool {
+        matches!(self, Scope::Opening | Scope::Closing)
+    }
 }
 
 /// One rule.
@@ -72,22 +103,81 @@ pub(crate) const COURTESY: &[&str] = &[
     "gracias", "hola", "asap", "just", "already",
 ];
 
+/// Acknowledgements set aside by [`Scope::Acknowledged`] rules: words that answer the reminder
+/// without changing what a consent keyword next to them means ("yes stop", "got it, stop",
+/// "no, stop").
+pub(crate) const ACKNOWLEDGEMENTS: &[&str] = &[
+    "yes",
+    "yeah",
+    "yea",
+    "yep",
+    "yup",
+    "ye",
+    "y",
+    "si",
+    "sip",
+    "sure",
+    "k",
+    "kk",
+    "got",
+    "noted",
+    "understood",
+    "received",
+    "confirmed",
+    "fine",
+    "good",
+    "great",
+    "perfect",
+    "cool",
+    "alright",
+    "right",
+    "no",
+    "nope",
+    "nah",
+    "but",
+    "and",
+    "so",
+    "vale",
+    "listo",
+    "bueno",
+    "claro",
+    "entendido",
+    "recibido",
+    "confirmado",
+    "pero",
+    "👍",
+    "👌",
+    "✅",
+];
+
+/// The STOP family as one sentence's only word (carrier keywords, their Spanish equivalents,
+/// and commands that mean nothing else alone).
+const STOP_WORDS: &str = "stop|stopall|end|quit|unsubscribe|unsub|optout|revoke|remove|basta|alto|para|parar|paren|pare|detener|deten|detente|detengan|detenganse|baja";
+
+/// The STOP-family verbs that mean "stop texting" at the edge of a statement. Narrower than
+/// [`STOP_WORDS`]: "end", "quit", "para" (also "for"), "alto" ("tall"), "baja" ("low") and
+/// "basta" ("con eso basta", that is enough) end ordinary sentences too.
+const STOP_VERBS: &str = "stop|stopall|unsubscribe|unsub|optout|revoke";
+
 type Row = (&'static str, Scope, Effect, bool);
 
 use Effect::{Intent as I, Neutral, Question, Unclear};
 use Intent::{Cancel, Confirm, Help, OptIn, OptOut, Reschedule};
-use Scope::{Anywhere as A, Whole as W};
+use Scope::{Acknowledged as AK, Anywhere as A, Closing as CL, Opening as OP, Whole as W};
 
 /// The ordered rule table (see the module doc for why the order matters).
 const TABLE: &[Row] = &[
     // --- Consent: whole-sentence keywords -------------------------------------------------
+    (STOP_WORDS, W, I(OptOut, BARE), true),
+    ("no|just stop|quit", W, I(OptOut, BARE), true),
+    // "yes stop", "yes, stop", "sí, stop", "stop ok": the keyword wins over the acknowledgement.
+    (STOP_WORDS, AK, I(OptOut, STRONG), true),
     (
-        "stop|stopall|end|quit|unsubscribe|unsub|optout|revoke|remove|basta|alto|para|parar|detener|deten|detente|baja",
+        "stop|end|quit everything|this|that|these|those|them|texting|messaging",
         W,
-        I(OptOut, BARE),
+        I(OptOut, STRONG),
         true,
     ),
-    ("no|just stop|quit", W, I(OptOut, BARE), true),
     ("can|could|would|will stop", W, I(OptOut, STRONG), true),
     (
         "start|unstop|resume|subscribe|resubscribe|reanudar|reactivar|alta",
@@ -105,6 +195,16 @@ const TABLE: &[Row] = &[
     ("y", W, I(Confirm, BARE), false),
     ("k|voy|vamos", W, I(Confirm, WEAK), false),
     // --- Consent: revocations in free text ------------------------------------------------
+    // "why don't you stop" is a revocation; "don't stop (texting me)" asks for the opposite and
+    // is left to a person, so the later rules do not read its "stop … texting" or "not … text".
+    (
+        "why dont|wont|cant|not you|u ~1 stop",
+        A,
+        I(OptOut, STRONG),
+        true,
+    ),
+    ("dont stop", A, Neutral, false),
+    ("do not stop", A, Neutral, false),
     (
         "stop ~2 text*|txt*|texing|messag*|mesag*|msg*|send*|contact*|email*|call|calling|spam*|bother*|remind*|notif*|sms",
         A,
@@ -113,6 +213,20 @@ const TABLE: &[Row] = &[
     ),
     (
         "quit|cease ~2 text*|txt*|messag*|msg*|send*|contact*",
+        A,
+        I(OptOut, STRONG),
+        true,
+    ),
+    // "the end of the message" is not "end the messages".
+    ("end|ending of", A, Neutral, false),
+    (
+        "end|halt ~2 text*|txt*|messag*|msg*|sms|remind*|notif*",
+        A,
+        I(OptOut, STRONG),
+        true,
+    ),
+    (
+        "revok* ~3 consent*|permission|authoriz*|consentimiento|autoriza*",
         A,
         I(OptOut, STRONG),
         true,
@@ -128,6 +242,20 @@ const TABLE: &[Row] = &[
         A,
         I(OptOut, STRONG),
         true,
+    ),
+    // "I was told to stop my meds" and "the doctor told me to stop" report an instruction; only
+    // "I told you to stop", "I said stop" repeat a revocation.
+    (
+        "was|were|been|being|am|im|got|get|is|are told|asked|advised|instructed ~2 stop",
+        A,
+        Neutral,
+        false,
+    ),
+    (
+        "told|asked|advised|instructed me|us|him|her|them ~1 stop",
+        A,
+        Neutral,
+        false,
     ),
     (
         "said|told|asked ~3 stop|unsubscribe",
@@ -205,6 +333,18 @@ const TABLE: &[Row] = &[
         I(OptOut, STRONG),
         true,
     ),
+    (
+        "parar|paren|pare|detener|detengan|detenga|suspender|suspendan|suspenda ~2 mensajes|mensaje|textos|sms|recordatorios|notificaciones|envio|envios",
+        A,
+        I(OptOut, STRONG),
+        true,
+    ),
+    (
+        "basta ~3 mensajes|textos|sms|recordatorios|notificaciones",
+        A,
+        I(OptOut, STRONG),
+        true,
+    ),
     ("de baja", A, I(OptOut, STRONG), true),
     (
         "quitar*|quiten*|quita*|eliminar*|eliminen|borrar*|borren|saquen|sacar* ~3 lista|numero|contactos",
@@ -214,6 +354,39 @@ const TABLE: &[Row] = &[
     ),
     ("numero ~1 equivocado|equivocada", A, I(OptOut, FAIR), true),
     ("equivocaron|equivocado", A, I(OptOut, FAIR), true),
+    // --- Consent: a STOP word at the edge of a statement --------------------------------------
+    // "yes stop", "C stop", "got it thanks, stop", "I'll be there, stop", "Stop, I'll be there":
+    // the patient asked for the texts to end, whatever else the sentence says. Not when the
+    // sentence is a question ("when do I stop?"), and not where "stop" is something else, which
+    // the neutral rows below take first: a noun ("the bus stop", "a quick stop", "full stop"),
+    // a negation or a promise ("the bleeding won't stop", "ok I'll stop", an answer to a
+    // preparation instruction), or "when/how to stop".
+    ("you|u to stop", CL, I(OptOut, STRONG), false),
+    (
+        "the|a|an|bus|pit|last|next|first|final|full|quick|short|truck|rest|one stop",
+        A,
+        Neutral,
+        false,
+    ),
+    (
+        "dont|doesnt|didnt|wont|cant|cannot|couldnt|wouldnt|shouldnt|never|not|isnt|aint ~1 stop",
+        A,
+        Neutral,
+        false,
+    ),
+    (
+        "ill|will|wil|shall|gonna|did|must|should|might|may|to stop",
+        A,
+        Neutral,
+        false,
+    ),
+    (STOP_VERBS, CL, I(OptOut, STRONG), false),
+    (
+        "stop|stopall|unsubscribe|unsub|optout|revoke i|im|ill|ive|id|we|were|well|weve|already|yes|yeah|yep|si|ok|okay|confirmed|thanks|thank|gracias|no|ya|see|cu|cya",
+        OP,
+        I(OptOut, STRONG),
+        false,
+    ),
     // --- Consent: opting back in ------------------------------------------------------------
     (
         "resume|restart|start|restore|continue|reanudar|reactivar|activar|activen ~3 text*|messag*|msg*|sms|remind*|alert*|notif*|mensajes|textos|recordatorios|notificaciones",
@@ -612,15 +785,51 @@ pub(crate) fn opener(tokens: &[String], question_mark: bool) -> Opener {
     Opener::None
 }
 
+/// A word list as reply tokens spell it (folded and squeezed: "all" is the token "al").
+fn as_tokens(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| squeeze(&fold_word(w))).collect()
+}
+
+static COURTESY_TOKENS: LazyLock<Vec<String>> = LazyLock::new(|| as_tokens(COURTESY));
+static ACKNOWLEDGEMENT_TOKENS: LazyLock<Vec<String>> =
+    LazyLock::new(|| as_tokens(ACKNOWLEDGEMENTS));
+
 /// Whether a token is a courtesy word a [`Scope::Whole`] rule may ignore.
 pub(crate) fn is_courtesy(token: &str) -> bool {
-    COURTESY.contains(&token)
+    COURTESY_TOKENS.iter().any(|word| word == token)
+}
+
+/// Whether a token is a courtesy word or an acknowledgement an [`Scope::Acknowledged`] rule
+/// may ignore.
+pub(crate) fn is_acknowledgement(token: &str) -> bool {
+    is_courtesy(token) || ACKNOWLEDGEMENT_TOKENS.iter().any(|word| word == token)
+}
+
+/// Where a [`Scope::Opening`] or [`Scope::Closing`] rule matches: the word indices, if the
+/// pattern starts at the sentence's first word (or ends at its last), courtesy words aside.
+pub(crate) fn find_at_edge(
+    scope: Scope,
+    pattern: &Pattern,
+    tokens: &[String],
+    consumed: &[bool],
+) -> Option<Vec<usize>> {
+    let mut core = (0..tokens.len()).filter(|&index| !is_courtesy(&tokens[index]));
+    match scope {
+        Scope::Opening => pattern.match_at(tokens, consumed, core.next()?),
+        Scope::Closing => {
+            let last = core.next_back()?;
+            (0..=last)
+                .rev()
+                .filter_map(|start| pattern.match_at(tokens, consumed, start))
+                .find(|hits| hits.last() == Some(&last))
+        }
+        Scope::Anywhere | Scope::Whole | Scope::Acknowledged => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::{fold_word, squeeze};
 
     fn toks(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_owned).collect()
@@ -654,12 +863,13 @@ mod tests {
         assert_eq!(RULES.len(), TABLE.len());
         for (rule, (source, ..)) in RULES.iter().zip(TABLE) {
             let example = own_example(source);
+            let free = vec![false; example.len()];
             let matched = match rule.scope {
-                Scope::Whole => rule.pattern.covers(&example),
-                Scope::Anywhere => rule
-                    .pattern
-                    .find(&example, &vec![false; example.len()])
-                    .is_some(),
+                Scope::Whole | Scope::Acknowledged => rule.pattern.covers(&example),
+                Scope::Anywhere => rule.pattern.find(&example, &free).is_some(),
+                Scope::Opening | Scope::Closing => {
+                    find_at_edge(rule.scope, &rule.pattern, &example, &free).is_some()
+                }
             };
             assert!(matched, "rule `{source}` does not match {example:?}");
         }
