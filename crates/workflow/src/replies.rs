@@ -221,16 +221,12 @@ pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineRe
                 }
             }
             CarrierKeyword::Help => {
-                // A provider that answers STOP/START itself answers its HELP keyword too (with
-                // the clinic's text configured there): one answer, not two.
-                if !ctx
-                    .tenant
-                    .config
-                    .policies
-                    .provider_sends_opt_out_confirmation
-                {
-                    answer(ctx, &m, "help", None).await?;
-                }
+                // Always the clinic's own answer (its name and phone), also where the provider
+                // answers the keyword itself: the provider's text, unless the clinic rewrote
+                // it, names neither, and a patient asking for help must learn who is texting
+                // and how to reach them (ADR 0010). HELP blocks nothing, so a second answer
+                // costs one text, not the patient's reach.
+                answer(ctx, &m, "help", None).await?;
                 return Ok(json!({"messageId": message_id, "intent": "help"}));
             }
         }
