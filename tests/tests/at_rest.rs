@@ -1,5 +1,11 @@
 //! Patient data at rest: after real writes, neither the SQLite file (with its WAL) nor a
-//! `pg_dump` of the PostgreSQL database contains a patient's name or phone number in any form.
+//! `pg_dump` of the PostgreSQL database contains a patient's name or phone number in any form —
+//! first through the store alone, then after whole visits through every service (booking
+//! webhook, reminders, replies, escalations, the staff digest), which writes every table.
+
+#[allow(dead_code)]
+#[path = "flows/clinic.rs"]
+mod clinic;
 
 use aro_domain::EventType;
 use aro_domain::ids::TenantId;
@@ -138,3 +144,95 @@ async fn a_pg_dump_holds_no_plaintext_names_or_phone_numbers() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("INSERT INTO public.customers"));
     assert_clean(&out.stdout, "pg_dump");
 }
+
+/// What two patients' whole visits put in the database: their names (as booked and as greeted),
+/// numbers, and the words of their replies.
+const FLOW_NEEDLES: [&str; 9] = [
+    "Quintessa Marlowe",
+    "Quintessa",
+    "Thaddeus Okonkwo",
+    "Thaddeus",
+    "4155559137",
+    "4155558264",
+    "marmalade",
+    "saxophone",
+    "Okonkwo",
+];
+
+/// The bytes a database holds: the SQLite file with its WAL, or a `pg_dump` of the database.
+fn stored_bytes(env: &TestEnv) -> Vec<u8> {
+    match &env.pg {
+        Some(pg) => {
+            let out = std::process::Command::new("pg_dump")
+                .args(["--no-owner", "--data-only", "--inserts", &pg.url])
+                .output()
+                .expect("pg_dump is on PATH (scripts/test.sh puts PostgreSQL's binaries there)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+        None => {
+            let mut bytes = Vec::new();
+            for entry in std::fs::read_dir(env.dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if name.starts_with("aro.db") {
+                    bytes.extend(std::fs::read(&path).unwrap());
+                }
+            }
+            bytes
+        }
+    }
+}
+
+both_engines!(
+    after_whole_visits_through_every_service_no_table_holds_patient_data_in_plain_text,
+    |db| async move {
+        let Some(c) = clinic::Clinic::start(db, "2030-04-01T13:00:00Z").await else {
+            return;
+        };
+        let first = c
+            .book(&clinic::Booking::new(
+                "Quintessa Marlowe",
+                "+14155559137",
+                "2030-04-04T14:00:00Z",
+            ))
+            .await;
+        let second = c
+            .book(&clinic::Booking::new(
+                "Thaddeus Okonkwo",
+                "+14155558264",
+                "2030-04-04T15:00:00Z",
+            ))
+            .await;
+        // Both reminders go out; one patient confirms in words, the other asks a question
+        // (an escalation, then the staff digest to the clinic's phone).
+        c.set_clock("2030-04-02T15:01:00Z").await;
+        c.reply("+14155559137", "yes, I will bring the marmalade")
+            .await;
+        c.reply("+14155558264", "can I bring my saxophone?").await;
+        c.wait_for_texts("+14155559137", 2).await;
+        c.set_clock("2030-04-02T18:00:00Z").await;
+        assert_eq!(c.status(&first).await, "confirmed");
+        assert_eq!(c.status(&second).await, "booked");
+        assert_eq!(c.texts(clinic::CLINIC_PHONE).await.len(), 1, "the digest");
+
+        let bytes = stored_bytes(c.env());
+        assert!(bytes.len() > 4096, "the database holds the visits");
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        assert!(
+            text.contains("demo clinic"),
+            "the scan sees plain text where there is some (the clinic's own name)"
+        );
+        for needle in FLOW_NEEDLES {
+            assert!(
+                !text.contains(&needle.to_lowercase()),
+                "the stored data contains {needle:?} in plain text"
+            );
+        }
+        c.stop().await;
+    }
+);

@@ -202,6 +202,11 @@ where
 }
 
 impl Clinic {
+    /// The configuration folder and database behind this clinic (to look at what is stored).
+    pub fn env(&self) -> &TestEnv {
+        self.env.as_ref().expect("the clinic is running")
+    }
+
     /// `None` when the engine is PostgreSQL and no test server is configured (skipped).
     pub async fn start(db: Db, at: &str) -> Option<Self> {
         Self::start_with(db, at, Setup::default()).await
