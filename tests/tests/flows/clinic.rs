@@ -203,6 +203,7 @@ where
 
 impl Clinic {
     /// The configuration folder and database behind this clinic (to look at what is stored).
+    #[allow(dead_code)] // used by at_rest.rs, not by every test binary that includes this file
     pub fn env(&self) -> &TestEnv {
         self.env.as_ref().expect("the clinic is running")
     }
