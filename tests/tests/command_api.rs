@@ -265,348 +265,357 @@ async fn call(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn every_protected_route_answers_401_without_a_valid_token_and_403_without_the_right_grant() {
-    let Some((_env, core)) = core_with_default(Db::Sqlite, true).await else {
-        return;
-    };
-    let wrong_key = token_issued(
-        &["admin"],
-        &["*"],
-        std::time::Duration::from_secs(600),
-        "another-signing-key-0123456789abcdef0123",
-        0,
-    );
-    // Issued two hours ago for one hour: expired well beyond any clock-skew leeway.
-    let expired = token_issued(
-        &["admin"],
-        &["*"],
-        std::time::Duration::from_secs(3600),
-        SIGNING_KEY,
-        7200,
-    );
-    let no_scopes = token(&[], &["*"]);
-    let other_tenant = token(
-        &["commands:write", "events:read", "executions:claim"],
-        &["other"],
-    );
-    for (method, path, body) in protected_routes() {
-        let (status, err) = call(&core, method, path, &body, None, "default").await;
-        assert_eq!(
-            (status, err["error"]["code"].as_str()),
-            (401, Some("MISSING_TOKEN")),
-            "{method} {path}"
+both_engines!(
+    every_protected_route_answers_401_without_a_valid_token_and_403_without_the_right_grant,
+    |db| async move {
+        let Some((_env, core)) = core_with_default(db, true).await else {
+            return;
+        };
+        let wrong_key = token_issued(
+            &["admin"],
+            &["*"],
+            std::time::Duration::from_secs(600),
+            "another-signing-key-0123456789abcdef0123",
+            0,
         );
-        let (status, err) = call(&core, method, path, &body, Some("not.a.jwt"), "default").await;
-        assert_eq!(
-            (status, err["error"]["code"].as_str()),
-            (401, Some("INVALID_TOKEN")),
-            "{method} {path}"
+        // Issued two hours ago for one hour: expired well beyond any clock-skew leeway.
+        let expired = token_issued(
+            &["admin"],
+            &["*"],
+            std::time::Duration::from_secs(3600),
+            SIGNING_KEY,
+            7200,
         );
-        let (status, _) = call(&core, method, path, &body, Some(&wrong_key), "default").await;
-        assert_eq!(status, 401, "{method} {path} with another key's token");
-        let (status, _) = call(&core, method, path, &body, Some(&expired), "default").await;
-        assert_eq!(status, 401, "{method} {path} with an expired token");
-        let (status, err) = call(&core, method, path, &body, Some(&no_scopes), "default").await;
-        assert_eq!(status, 403, "{method} {path} without scopes: {err}");
-        // Tenant-scoped routes refuse a tenant outside the token.
-        if !path.starts_with("v1/executions") && !path.starts_with("v1/admin") {
-            let (status, err) =
-                call(&core, method, path, &body, Some(&other_tenant), "default").await;
+        let no_scopes = token(&[], &["*"]);
+        let other_tenant = token(
+            &["commands:write", "events:read", "executions:claim"],
+            &["other"],
+        );
+        for (method, path, body) in protected_routes() {
+            let (status, err) = call(&core, method, path, &body, None, "default").await;
             assert_eq!(
                 (status, err["error"]["code"].as_str()),
-                (403, Some("TENANT_FORBIDDEN")),
+                (401, Some("MISSING_TOKEN")),
                 "{method} {path}"
             );
+            let (status, err) =
+                call(&core, method, path, &body, Some("not.a.jwt"), "default").await;
+            assert_eq!(
+                (status, err["error"]["code"].as_str()),
+                (401, Some("INVALID_TOKEN")),
+                "{method} {path}"
+            );
+            let (status, _) = call(&core, method, path, &body, Some(&wrong_key), "default").await;
+            assert_eq!(status, 401, "{method} {path} with another key's token");
+            let (status, _) = call(&core, method, path, &body, Some(&expired), "default").await;
+            assert_eq!(status, 401, "{method} {path} with an expired token");
+            let (status, err) = call(&core, method, path, &body, Some(&no_scopes), "default").await;
+            assert_eq!(status, 403, "{method} {path} without scopes: {err}");
+            // Tenant-scoped routes refuse a tenant outside the token.
+            if !path.starts_with("v1/executions") && !path.starts_with("v1/admin") {
+                let (status, err) =
+                    call(&core, method, path, &body, Some(&other_tenant), "default").await;
+                assert_eq!(
+                    (status, err["error"]["code"].as_str()),
+                    (403, Some("TENANT_FORBIDDEN")),
+                    "{method} {path}"
+                );
+            }
         }
     }
-}
+);
 
-#[tokio::test]
-async fn the_execution_queue_api_hands_out_leases_and_takes_results() {
-    let Some((_env, core)) = core_with_default(Db::Sqlite, true).await else {
-        return;
-    };
-    let writer = token(&["commands:write"], &["default"]);
-    let executor = token(&["executions:claim"], &["*"]);
-    // A booking whose 48 h reminder is due after the clock moves on.
-    let now: Value = http()
-        .get(core.url.join("v1/admin/clock").unwrap())
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let now = chrono::DateTime::parse_from_rfc3339(now["now"].as_str().unwrap()).unwrap();
-    let starts = (now + chrono::Duration::hours(72)).with_timezone(&chrono::Utc);
-    let mut body = booking("IN-Q", &starts.to_rfc3339());
-    body["payload"]["endsAt"] = json!((starts + chrono::Duration::minutes(30)).to_rfc3339());
-    assert_eq!(
-        post_command(&core, &writer, "default", Some("k-q"), &body)
+both_engines!(
+    the_execution_queue_api_hands_out_leases_and_takes_results,
+    |db| async move {
+        let Some((_env, core)) = core_with_default(db, true).await else {
+            return;
+        };
+        let writer = token(&["commands:write"], &["default"]);
+        let executor = token(&["executions:claim"], &["*"]);
+        // A booking whose 48 h reminder is due after the clock moves on.
+        let now: Value = http()
+            .get(core.url.join("v1/admin/clock").unwrap())
+            .bearer_auth(admin_token())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339(now["now"].as_str().unwrap()).unwrap();
+        let starts = (now + chrono::Duration::hours(72)).with_timezone(&chrono::Utc);
+        let mut body = booking("IN-Q", &starts.to_rfc3339());
+        body["payload"]["endsAt"] = json!((starts + chrono::Duration::minutes(30)).to_rfc3339());
+        assert_eq!(
+            post_command(&core, &writer, "default", Some("k-q"), &body)
+                .await
+                .0,
+            200
+        );
+        let (status, err) = call(
+            &core,
+            "POST",
+            "v1/executions/claim",
+            &Some(json!({"limit": 500})),
+            Some(&executor),
+            "default",
+        )
+        .await;
+        assert_eq!(status, 422, "{err}");
+        assert_eq!(err["error"]["details"]["field"], "limit");
+        let (status, claimed) = call(
+            &core,
+            "POST",
+            "v1/executions/claim",
+            &Some(json!({"limit": 10, "leaseSeconds": 30})),
+            Some(&executor),
+            "default",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(
+            claimed["executions"].as_array().unwrap().is_empty(),
+            "nothing due yet"
+        );
+        let moved: Value = http()
+            .post(core.url.join("v1/admin/clock").unwrap())
+            .bearer_auth(admin_token())
+            .json(&json!({"advance": "25h", "waitSeconds": 1}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(moved["firedTimers"].as_u64().unwrap() >= 1, "{moved}");
+        assert_eq!(
+            moved["settled"], false,
+            "a reminder is waiting for an executor"
+        );
+        let (_, claimed) = call(
+            &core,
+            "POST",
+            "v1/executions/claim",
+            &Some(json!({"limit": 10, "leaseSeconds": 30, "types": ["messaging.send_reminder"]})),
+            Some(&executor),
+            "default",
+        )
+        .await;
+        let e = &claimed["executions"][0];
+        assert_eq!(e["commandType"], "messaging.send_reminder");
+        assert_eq!(e["tenantId"], "default");
+        assert_eq!(e["attempt"], 1);
+        assert_eq!(e["payload"]["to"], "+14155552671");
+        let id = e["executionId"].as_str().unwrap();
+        let (status, hb) = call(
+            &core,
+            "POST",
+            &format!("v1/executions/{id}/heartbeat"),
+            &Some(json!({"leaseSeconds": 60})),
+            Some(&executor),
+            "default",
+        )
+        .await;
+        assert_eq!(status, 200, "{hb}");
+        let result =
+            json!({"status": "succeeded", "providerRef": "SM0001", "output": {"status": "queued"}});
+        let (status, answer) = call(
+            &core,
+            "POST",
+            &format!("v1/executions/{id}/result"),
+            &Some(result.clone()),
+            Some(&executor),
+            "default",
+        )
+        .await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("succeeded"))
+        );
+        // Reporting the same result again is harmless; a contradicting one is refused.
+        let (status, answer) = call(
+            &core,
+            "POST",
+            &format!("v1/executions/{id}/result"),
+            &Some(result),
+            Some(&executor),
+            "default",
+        )
+        .await;
+        assert_eq!((status, answer["duplicate"].as_bool()), (200, Some(true)));
+        let (status, err) = call(
+            &core,
+            "POST",
+            &format!("v1/executions/{id}/result"),
+            &Some(json!({"status": "failed", "error": {"code": "X"}})),
+            Some(&executor),
+            "default",
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (409, Some("EXECUTION_FINISHED"))
+        );
+        // A token for another tenant does not see this tenant's executions.
+        let narrow = token(&["executions:claim"], &["other"]);
+        let (status, _) = call(
+            &core,
+            "POST",
+            &format!("v1/executions/{id}/heartbeat"),
+            &Some(json!({})),
+            Some(&narrow),
+            "default",
+        )
+        .await;
+        assert_eq!(status, 404);
+    }
+);
+
+both_engines!(
+    the_clock_exists_only_in_the_sandbox_and_never_runs_back,
+    |db| async move {
+        let Some((_env, core)) = core_with_default(db, false).await else {
+            return;
+        };
+        let (status, err) = call(
+            &core,
+            "GET",
+            "v1/admin/clock",
+            &None,
+            Some(&admin_token()),
+            "default",
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (404, Some("NOT_FOUND"))
+        );
+        core.stop().await;
+
+        let Some((_env, core)) = core_with_default(Db::Sqlite, true).await else {
+            return;
+        };
+        let (_, now) = call(
+            &core,
+            "GET",
+            "v1/admin/clock",
+            &None,
+            Some(&admin_token()),
+            "default",
+        )
+        .await;
+        let (status, err) = call(
+            &core,
+            "POST",
+            "v1/admin/clock",
+            &Some(json!({"set": "2001-01-01T00:00:00Z"})),
+            Some(&admin_token()),
+            "default",
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (409, Some("CLOCK_BACKWARDS"))
+        );
+        let (status, err) = call(
+            &core,
+            "POST",
+            "v1/admin/clock",
+            &Some(json!({"advance": "soon"})),
+            Some(&admin_token()),
+            "default",
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"]["details"]["field"].as_str()),
+            (422, Some("advance"))
+        );
+        let (status, moved) = call(
+            &core,
+            "POST",
+            "v1/admin/clock",
+            &Some(json!({"advance": "2d"})),
+            Some(&admin_token()),
+            "default",
+        )
+        .await;
+        assert_eq!(status, 200);
+        let before = chrono::DateTime::parse_from_rfc3339(now["now"].as_str().unwrap()).unwrap();
+        let after = chrono::DateTime::parse_from_rfc3339(moved["now"].as_str().unwrap()).unwrap();
+        assert!(after - before >= chrono::Duration::hours(48));
+        assert_eq!(moved["settled"], true);
+        // Non-admin tokens cannot move it.
+        let (status, _) = call(
+            &core,
+            "POST",
+            "v1/admin/clock",
+            &Some(json!({"advance": "1h"})),
+            Some(&token(&["commands:write"], &["*"])),
+            "default",
+        )
+        .await;
+        assert_eq!(status, 403);
+    }
+);
+
+both_engines!(
+    metrics_are_served_per_tenant_and_check_their_period,
+    |db| async move {
+        let Some((_env, core)) = core_with_default(db, false).await else {
+            return;
+        };
+        let writer = token(&["commands:write", "events:read"], &["default", "other"]);
+        assert_eq!(
+            post_command(
+                &core,
+                &writer,
+                "default",
+                Some("k-m"),
+                &booking("IN-M", "2030-03-15T14:00:00Z")
+            )
             .await
             .0,
-        200
-    );
-    let (status, err) = call(
-        &core,
-        "POST",
-        "v1/executions/claim",
-        &Some(json!({"limit": 500})),
-        Some(&executor),
-        "default",
-    )
-    .await;
-    assert_eq!(status, 422, "{err}");
-    assert_eq!(err["error"]["details"]["field"], "limit");
-    let (status, claimed) = call(
-        &core,
-        "POST",
-        "v1/executions/claim",
-        &Some(json!({"limit": 10, "leaseSeconds": 30})),
-        Some(&executor),
-        "default",
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert!(
-        claimed["executions"].as_array().unwrap().is_empty(),
-        "nothing due yet"
-    );
-    let moved: Value = http()
-        .post(core.url.join("v1/admin/clock").unwrap())
-        .bearer_auth(admin_token())
-        .json(&json!({"advance": "25h", "waitSeconds": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(moved["firedTimers"].as_u64().unwrap() >= 1, "{moved}");
-    assert_eq!(
-        moved["settled"], false,
-        "a reminder is waiting for an executor"
-    );
-    let (_, claimed) = call(
-        &core,
-        "POST",
-        "v1/executions/claim",
-        &Some(json!({"limit": 10, "leaseSeconds": 30, "types": ["messaging.send_reminder"]})),
-        Some(&executor),
-        "default",
-    )
-    .await;
-    let e = &claimed["executions"][0];
-    assert_eq!(e["commandType"], "messaging.send_reminder");
-    assert_eq!(e["tenantId"], "default");
-    assert_eq!(e["attempt"], 1);
-    assert_eq!(e["payload"]["to"], "+14155552671");
-    let id = e["executionId"].as_str().unwrap();
-    let (status, hb) = call(
-        &core,
-        "POST",
-        &format!("v1/executions/{id}/heartbeat"),
-        &Some(json!({"leaseSeconds": 60})),
-        Some(&executor),
-        "default",
-    )
-    .await;
-    assert_eq!(status, 200, "{hb}");
-    let result =
-        json!({"status": "succeeded", "providerRef": "SM0001", "output": {"status": "queued"}});
-    let (status, answer) = call(
-        &core,
-        "POST",
-        &format!("v1/executions/{id}/result"),
-        &Some(result.clone()),
-        Some(&executor),
-        "default",
-    )
-    .await;
-    assert_eq!(
-        (status, answer["status"].as_str()),
-        (200, Some("succeeded"))
-    );
-    // Reporting the same result again is harmless; a contradicting one is refused.
-    let (status, answer) = call(
-        &core,
-        "POST",
-        &format!("v1/executions/{id}/result"),
-        &Some(result),
-        Some(&executor),
-        "default",
-    )
-    .await;
-    assert_eq!((status, answer["duplicate"].as_bool()), (200, Some(true)));
-    let (status, err) = call(
-        &core,
-        "POST",
-        &format!("v1/executions/{id}/result"),
-        &Some(json!({"status": "failed", "error": {"code": "X"}})),
-        Some(&executor),
-        "default",
-    )
-    .await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (409, Some("EXECUTION_FINISHED"))
-    );
-    // A token for another tenant does not see this tenant's executions.
-    let narrow = token(&["executions:claim"], &["other"]);
-    let (status, _) = call(
-        &core,
-        "POST",
-        &format!("v1/executions/{id}/heartbeat"),
-        &Some(json!({})),
-        Some(&narrow),
-        "default",
-    )
-    .await;
-    assert_eq!(status, 404);
-}
-
-#[tokio::test]
-async fn the_clock_exists_only_in_the_sandbox_and_never_runs_back() {
-    let Some((_env, core)) = core_with_default(Db::Sqlite, false).await else {
-        return;
-    };
-    let (status, err) = call(
-        &core,
-        "GET",
-        "v1/admin/clock",
-        &None,
-        Some(&admin_token()),
-        "default",
-    )
-    .await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (404, Some("NOT_FOUND"))
-    );
-    core.stop().await;
-
-    let Some((_env, core)) = core_with_default(Db::Sqlite, true).await else {
-        return;
-    };
-    let (_, now) = call(
-        &core,
-        "GET",
-        "v1/admin/clock",
-        &None,
-        Some(&admin_token()),
-        "default",
-    )
-    .await;
-    let (status, err) = call(
-        &core,
-        "POST",
-        "v1/admin/clock",
-        &Some(json!({"set": "2001-01-01T00:00:00Z"})),
-        Some(&admin_token()),
-        "default",
-    )
-    .await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (409, Some("CLOCK_BACKWARDS"))
-    );
-    let (status, err) = call(
-        &core,
-        "POST",
-        "v1/admin/clock",
-        &Some(json!({"advance": "soon"})),
-        Some(&admin_token()),
-        "default",
-    )
-    .await;
-    assert_eq!(
-        (status, err["error"]["details"]["field"].as_str()),
-        (422, Some("advance"))
-    );
-    let (status, moved) = call(
-        &core,
-        "POST",
-        "v1/admin/clock",
-        &Some(json!({"advance": "2d"})),
-        Some(&admin_token()),
-        "default",
-    )
-    .await;
-    assert_eq!(status, 200);
-    let before = chrono::DateTime::parse_from_rfc3339(now["now"].as_str().unwrap()).unwrap();
-    let after = chrono::DateTime::parse_from_rfc3339(moved["now"].as_str().unwrap()).unwrap();
-    assert!(after - before >= chrono::Duration::hours(48));
-    assert_eq!(moved["settled"], true);
-    // Non-admin tokens cannot move it.
-    let (status, _) = call(
-        &core,
-        "POST",
-        "v1/admin/clock",
-        &Some(json!({"advance": "1h"})),
-        Some(&token(&["commands:write"], &["*"])),
-        "default",
-    )
-    .await;
-    assert_eq!(status, 403);
-}
-
-#[tokio::test]
-async fn metrics_are_served_per_tenant_and_check_their_period() {
-    let Some((_env, core)) = core_with_default(Db::Sqlite, false).await else {
-        return;
-    };
-    let writer = token(&["commands:write", "events:read"], &["default", "other"]);
-    assert_eq!(
-        post_command(
-            &core,
-            &writer,
-            "default",
-            Some("k-m"),
-            &booking("IN-M", "2030-03-15T14:00:00Z")
-        )
-        .await
-        .0,
-        200
-    );
-    let get = |tenant: &'static str, query: &'static str| {
-        let url = core
-            .url
-            .join(&format!("v1/reports/metrics{query}"))
-            .unwrap();
-        let writer = writer.clone();
-        async move {
-            let resp = http()
-                .get(url)
-                .bearer_auth(writer)
-                .header("x-tenant-id", tenant)
-                .send()
-                .await
+            200
+        );
+        let get = |tenant: &'static str, query: &'static str| {
+            let url = core
+                .url
+                .join(&format!("v1/reports/metrics{query}"))
                 .unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, m) = get("default", "").await;
-    assert_eq!(status, 200, "{m}");
-    assert_eq!(m["appointmentsBooked"], 1);
-    let (_, other) = get("other", "").await;
-    assert_eq!(
-        other["appointmentsBooked"], 0,
-        "another tenant's events do not count"
-    );
-    let (status, err) = get(
-        "default",
-        "?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z",
-    )
-    .await;
-    assert_eq!(
-        (status, err["error"]["details"]["field"].as_str()),
-        (422, Some("query.to"))
-    );
-    let (status, err) = get("default", "?from=yesterday").await;
-    assert_eq!(
-        (status, err["error"]["details"]["field"].as_str()),
-        (422, Some("query.from"))
-    );
-}
+            let writer = writer.clone();
+            async move {
+                let resp = http()
+                    .get(url)
+                    .bearer_auth(writer)
+                    .header("x-tenant-id", tenant)
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+            }
+        };
+        let (status, m) = get("default", "").await;
+        assert_eq!(status, 200, "{m}");
+        assert_eq!(m["appointmentsBooked"], 1);
+        let (_, other) = get("other", "").await;
+        assert_eq!(
+            other["appointmentsBooked"], 0,
+            "another tenant's events do not count"
+        );
+        let (status, err) = get(
+            "default",
+            "?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z",
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"]["details"]["field"].as_str()),
+            (422, Some("query.to"))
+        );
+        let (status, err) = get("default", "?from=yesterday").await;
+        assert_eq!(
+            (status, err["error"]["details"]["field"].as_str()),
+            (422, Some("query.from"))
+        );
+    }
+);
