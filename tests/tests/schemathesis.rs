@@ -82,14 +82,18 @@ fn test_python() -> Option<String> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn core_engine_answers_as_its_openapi_document_says() {
+both_engines!(
+    core_engine_answers_as_its_openapi_document_says,
+    |db| async move { schemathesis_against(db).await }
+);
+
+async fn schemathesis_against(db: Db) {
     let Some(python) = test_python() else {
         return;
     };
-    let env = TestEnv::with_extra(Db::Sqlite, EXTRA_CONFIG)
-        .await
-        .expect("a SQLite test environment");
+    let Some(env) = TestEnv::with_extra(db, EXTRA_CONFIG).await else {
+        return;
+    };
     let core = start_core(&env).await;
     create_tenant(&core, "default").await;
     let base = core.url.as_str().trim_end_matches('/').to_owned();

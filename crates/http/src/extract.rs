@@ -63,6 +63,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("the body is not valid JSON: {err}"),
         ));
     }
+    if has_escaped_nul(bytes) {
+        return Err(nul_refused("body"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -70,6 +73,39 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let reason = strip_position(&e.into_inner().to_string());
         ApiError::validation(field, reason)
     })
+}
+
+/// Text never holds the NUL character: PostgreSQL cannot store it in a text column, SQLite
+/// would, so refusing it at the door keeps both engines answering alike (and never a 500).
+fn nul_refused(field: &str) -> ApiError {
+    ApiError::validation(field, "text must not contain the NUL character (U+0000)")
+}
+
+/// Whether valid JSON `bytes` hold a `\u0000` escape in a string (a raw NUL byte is not valid
+/// JSON, and an escaped backslash followed by `u0000` is not a NUL).
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u')
+                && bytes.get(i + 2..i + 6) == Some(b"0000".as_slice())
+            {
+                return true;
+            }
+            // Skip the escaped character, so `\\u0000` reads as a backslash and "u0000".
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Whether a raw URI component holds a percent-encoded NUL.
+fn has_encoded_nul(raw: &str) -> bool {
+    raw.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
 }
 
 /// serde_json appends " at line 1 column 42"; the field path says more.
@@ -95,6 +131,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if has_encoded_nul(query) {
+            return Err(nul_refused("query"));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
@@ -118,6 +157,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // No resource's id holds a NUL.
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(ApiError::not_found("resource"));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
@@ -140,6 +183,21 @@ mod tests {
     #[allow(dead_code)]
     struct Payload {
         starts_at: u32,
+    }
+
+    #[test]
+    fn nul_characters_are_refused_but_escaped_backslashes_are_not_mistaken_for_them() {
+        let err = parse_json::<serde_json::Value>(br#"{"types": ["\u0000"]}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(parse_json::<serde_json::Value>(br#"{"a": "x\u0000y"}"#).is_err());
+        // A backslash, then the letters u0000: fine.
+        let ok = parse_json::<serde_json::Value>(br#"{"a": "\\u0000"}"#).unwrap();
+        assert_eq!(ok["a"], "\\u0000");
+        assert!(parse_json::<serde_json::Value>(br#"{"a": "\u00001"}"#).is_err());
+        assert!(parse_json::<serde_json::Value>(br#"{"a": "\u0001"}"#).is_ok());
+        assert!(has_encoded_nul("/v1/commands/%00"));
+        assert!(has_encoded_nul("after=1&eventType=a%00b"));
+        assert!(!has_encoded_nul("/v1/commands/cmd_%20100"));
     }
 
     #[test]
