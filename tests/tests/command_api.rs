@@ -619,3 +619,47 @@ both_engines!(
         );
     }
 );
+
+/// Replicas on one PostgreSQL share the sandbox's business clock: a move made through one is
+/// followed by the others (within their timer worker's next look), never lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_move_through_one_replica_is_followed_by_the_others() {
+    let Some((env, first)) = core_with_default(Db::Postgres, true).await else {
+        return;
+    };
+    let second = start_core(&env).await;
+    let (status, moved) = call(
+        &first,
+        "POST",
+        "v1/admin/clock",
+        &Some(json!({"set": "2031-01-01T00:00:00Z"})),
+        Some(&admin_token()),
+        "default",
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        let (status, now) = call(
+            &second,
+            "GET",
+            "v1/admin/clock",
+            &None,
+            Some(&admin_token()),
+            "default",
+        )
+        .await;
+        assert_eq!(status, 200, "{now}");
+        seen = now;
+        if seen["now"].as_str().is_some_and(|t| t >= "2031-01-01") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen["now"].as_str().is_some_and(|t| t >= "2031-01-01"),
+        "the other replica still says {seen}"
+    );
+    second.stop().await;
+    first.stop().await;
+}

@@ -1,5 +1,6 @@
-//! The timer worker: fires due timers on the business clock, and once an hour forgets
-//! idempotency keys past their retention. One step (`run_once`) for tests, one loop for
+//! The timer worker: fires due timers on the business clock (in the sandbox, following clock
+//! moves made through any replica), and once an hour forgets idempotency keys past their
+//! retention. One step (`run_once`) for tests, one loop for
 //! service.
 
 use crate::AppState;
@@ -11,6 +12,13 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Fires what is due now; returns how many timers fired.
 pub async fn run_once(state: &AppState) -> usize {
+    // In the sandbox another replica may have moved the business clock: follow it (the offset
+    // only moves forward) before deciding what is due.
+    if state.config.sandbox.enabled
+        && let Err(e) = state.engine.load_clock().await
+    {
+        tracing::warn!(error = %e, "reading the sandbox clock failed; using this replica's");
+    }
     match state.engine.fire_due_timers(500).await {
         Ok(n) => {
             if n > 0 {
