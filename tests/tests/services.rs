@@ -102,6 +102,27 @@ both_engines!(all_four_apps_serve_the_shared_frame, |db| async move {
     let (status, body) = ready(&core.url).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"][0]["name"], "database");
+    // The event log's size, for operators watching it grow (ADR 0005): published by core's
+    // timer worker as soon as it starts.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = http()
+            .get(core.url.join("metrics").unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("aro_event_log_seq") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains("aro_event_log_seq{service=\"core-engine\"}"),
+        "{metrics}"
+    );
 
     env.config.services.core.url = core.url.clone();
     let executor = spawn_service(env.config.clone(), aro_openclaw_executor::run).await;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 /// How often the worker looks for due timers when nothing wakes it.
 pub const POLL: Duration = Duration::from_millis(500);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+const LOG_SIZE_EVERY: Duration = Duration::from_secs(60);
 
 /// Fires what is due now; returns how many timers fired.
 pub async fn run_once(state: &AppState) -> usize {
@@ -35,9 +36,29 @@ pub async fn run_once(state: &AppState) -> usize {
     }
 }
 
+/// Publishes the event log's highest seq (every event ever appended, all tenants) as the
+/// gauge `aro_event_log_seq`: how operators watch the log grow (ADR 0005).
+async fn publish_log_size(state: &AppState) {
+    match state
+        .store
+        .read(|tx| Box::pin(async move { tx.max_seq().await }))
+        .await
+    {
+        Ok(seq) => {
+            metrics::gauge!("aro_event_log_seq", "service" => crate::SERVICE).set(seq as f64)
+        }
+        Err(e) => tracing::warn!(error = %e, "reading the event log's size failed"),
+    }
+}
+
 pub async fn run(state: AppState) {
     let mut last_purge = Instant::now();
+    let mut last_size: Option<Instant> = None;
     loop {
+        if last_size.is_none_or(|t| t.elapsed() > LOG_SIZE_EVERY) {
+            last_size = Some(Instant::now());
+            publish_log_size(&state).await;
+        }
         let fired = run_once(&state).await;
         if last_purge.elapsed() > PURGE_EVERY {
             last_purge = Instant::now();
