@@ -72,15 +72,13 @@ aro_store::impl_engine_rows!(PgTx<'_>, sqlx::Postgres, {
 
     async fn claim_executions(
         &mut self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: i64,
-        types: Option<&[String]>,
+        claim: &aro_store::engine_rows::ExecutionClaim<'_>,
     ) -> Result<Vec<aro_store::engine_rows::ExecutionRow>, StoreError> {
-        let sql =
-            claimable_executions_sql(types.map_or(0, <[String]>::len), " for update skip locked");
-        let mut query = sqlx::query_as(&sql).bind(now).bind(limit);
-        for t in types.unwrap_or_default() {
-            query = query.bind(t);
+        // -- why: skip locked lets every replica take a different batch at once.
+        let sql = claimable_executions_sql(claim, " for update skip locked");
+        let mut query = sqlx::query_as(&sql).bind(claim.now).bind(claim.limit);
+        for text in claim.text_binds() {
+            query = query.bind(text);
         }
         Ok(query.fetch_all(&mut *self.conn).await?)
     }

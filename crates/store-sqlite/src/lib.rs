@@ -126,14 +126,13 @@ aro_store::impl_engine_rows!(SqliteTx<'_>, sqlx::Sqlite, {
 
     async fn claim_executions(
         &mut self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: i64,
-        types: Option<&[String]>,
+        claim: &aro_store::engine_rows::ExecutionClaim<'_>,
     ) -> Result<Vec<aro_store::engine_rows::ExecutionRow>, StoreError> {
-        let sql = claimable_executions_sql(types.map_or(0, <[String]>::len), "");
-        let mut query = sqlx::query_as(&sql).bind(now).bind(limit);
-        for t in types.unwrap_or_default() {
-            query = query.bind(t);
+        // One writer: the rows cannot be taken by anyone else before this transaction ends.
+        let sql = claimable_executions_sql(claim, "");
+        let mut query = sqlx::query_as(&sql).bind(claim.now).bind(claim.limit);
+        for text in claim.text_binds() {
+            query = query.bind(text);
         }
         Ok(query.fetch_all(&mut *self.conn).await?)
     }

@@ -206,13 +206,12 @@ pub trait EngineRows: Send {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError>;
-    /// Executions ready (or whose lease lapsed) at `now` (real time), oldest first, locked for
-    /// this transaction; `types` narrows by command type.
+    /// Executions ready (or whose lease lapsed) at `claim.now` (real time) that the claimant
+    /// may take, oldest first, at most `claim.limit`, locked for this transaction (PostgreSQL:
+    /// `for update skip locked`).
     async fn claim_executions(
         &mut self,
-        now: DateTime<Utc>,
-        limit: i64,
-        types: Option<&[String]>,
+        claim: &ExecutionClaim<'_>,
     ) -> Result<Vec<ExecutionRow>, StoreError>;
 
     // --- shared ---
@@ -387,18 +386,79 @@ pub trait EngineRows: Send {
     async fn clear_read_models(&mut self) -> Result<(), StoreError>;
 }
 
+/// What one claim may take. Every filter is part of the query, so that `limit` counts only rows
+/// the claimant can use: filtering after the limit let another tenant's backlog (or work meant
+/// for the other classification residency) fill every page and starve the claimant.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecutionClaim<'a> {
+    /// Real time: availability and leases are liveness, not business time.
+    pub now: DateTime<Utc>,
+    pub limit: i64,
+    /// Only these command types (all when `None`).
+    pub types: Option<&'a [String]>,
+    /// Only these tenants (all when `None`, e.g. a `*` token).
+    pub tenants: Option<&'a [String]>,
+    /// Executions of `command_type` only for tenants whose `classification_residency` is
+    /// `residency` (each tenant's LLM classification runs in exactly one place).
+    pub resident: Option<ResidentType<'a>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ResidentType<'a> {
+    pub command_type: &'a str,
+    pub residency: aro_domain::tenant::ClassificationResidency,
+}
+
+impl ExecutionClaim<'_> {
+    /// The text parameters of [`claimable_executions_sql`], in placeholder order (after `$1` =
+    /// now and `$2` = limit).
+    pub fn text_binds(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        out.extend(self.types.unwrap_or_default().iter().map(String::as_str));
+        out.extend(self.tenants.unwrap_or_default().iter().map(String::as_str));
+        if let Some(r) = &self.resident {
+            out.push(r.command_type);
+            // As stored in `tenants.classification_residency`.
+            out.push(match r.residency {
+                aro_domain::tenant::ClassificationResidency::CoreEngine => "core-engine",
+                aro_domain::tenant::ClassificationResidency::OpenclawExecutor => {
+                    "openclaw-executor"
+                }
+            });
+        }
+        out
+    }
+}
+
 /// The claim query for executions: ready and available, or leased with the lease lapsed, oldest
-/// first; `$1` is now (real time), `$2` the limit, `$3…` the command types when given.
-pub fn claimable_executions_sql(type_count: usize, locking: &str) -> String {
-    let types = if type_count == 0 {
-        String::new()
-    } else {
-        let placeholders: Vec<String> = (0..type_count).map(|i| format!("${}", i + 3)).collect();
-        format!(" and command_type in ({})", placeholders.join(", "))
+/// first; `$1` is now (real time), `$2` the limit, then [`ExecutionClaim::text_binds`].
+/// An empty `types` or `tenants` list matches nothing.
+pub fn claimable_executions_sql(claim: &ExecutionClaim<'_>, locking: &str) -> String {
+    let mut next = 3;
+    let mut list = |n: usize| -> String {
+        let placeholders: Vec<String> = (next..next + n).map(|i| format!("${i}")).collect();
+        next += n;
+        placeholders.join(", ")
     };
+    let mut filters = String::new();
+    for (column, values) in [("command_type", claim.types), ("tenant_id", claim.tenants)] {
+        match values {
+            None => {}
+            Some([]) => filters.push_str(" and 1 = 0"),
+            Some(v) => filters.push_str(&format!(" and {column} in ({})", list(v.len()))),
+        }
+    }
+    if claim.resident.is_some() {
+        let (kind, residency) = (list(1), list(1));
+        // A subquery rather than a join: `for update` then locks only the execution rows.
+        filters.push_str(&format!(
+            " and (command_type <> {kind} or exists (select 1 from tenants t
+                 where t.id = executions.tenant_id and t.classification_residency = {residency}))"
+        ));
+    }
     format!(
         "select * from executions
-         where ((status = 'ready' and available_at <= $1) or (status = 'leased' and lease_until < $1)){types}
+         where ((status = 'ready' and available_at <= $1) or (status = 'leased' and lease_until < $1)){filters}
          order by available_at, id limit $2{locking}"
     )
 }

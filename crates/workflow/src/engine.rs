@@ -4,10 +4,10 @@
 use crate::clock::Clock;
 use crate::ctx::{Ctx, EngineSettings};
 use crate::envelope::{COMMAND_TYPES, CommandEnvelope, CommandOutcome};
-use crate::error::{EngineError, EngineResult};
+use crate::error::{CONCURRENT_UPDATE, EngineError, EngineResult};
 use crate::executions::{ClaimedExecution, ExecutionResult};
 use crate::fire::{self, Fired};
-use aro_store::engine_rows::{CommandRow, IdempotencyRow};
+use aro_store::engine_rows::{CommandRow, ExecutionClaim, IdempotencyRow, ResidentType};
 use aro_store::{AggregateRef, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
@@ -22,6 +22,9 @@ const CLASSIFY: &str = "classification.classify_reply";
 pub const ENGINE_ACTOR: &str = "engine";
 /// Idempotency keys are kept at least this long (DESIGN.md: ≥ 72 h).
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::hours(96);
+/// How often a command is applied again after losing a race on its aggregate before the
+/// (retryable, unstored) `CONCURRENT_UPDATE` is answered.
+const COMMAND_ATTEMPTS: u32 = 4;
 
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -60,7 +63,7 @@ pub fn error_answer(e: &EngineError) -> (u16, Value) {
             code: "IDEMPOTENCY_KEY_REUSED",
             ..
         } => (422, "IDEMPOTENCY_KEY_REUSED", json!({}), false),
-        EngineError::Conflict { code, .. } => (409, code, json!({}), *code == "CONCURRENT_UPDATE"),
+        EngineError::Conflict { code, .. } => (409, code, json!({}), e.is_retryable()),
         EngineError::Guardrail { code, .. } => (422, code, json!({}), false),
         EngineError::Store(s) if s.is_retryable() => (503, "UNAVAILABLE", json!({}), true),
         EngineError::Store(_) => (500, "INTERNAL_ERROR", json!({}), true),
@@ -118,6 +121,8 @@ impl Engine {
 
     /// Applies a command exactly once per idempotency key: the first request decides, repeats
     /// with the same body get the stored answer, a repeat with another body is refused.
+    /// Deterministic refusals (4xx, the envelope's own included) are stored under the key;
+    /// retryable ones (a lost race, an unavailable store) are not, so a retry can succeed.
     pub async fn execute_command(
         &self,
         tenant_id: &str,
@@ -127,44 +132,42 @@ impl Engine {
         actor: &str,
     ) -> EngineResult<CommandAnswer> {
         let hash = request_hash(&raw);
-        let envelope: CommandEnvelope =
-            crate::commands::parse_payload(&raw).map_err(|e| match e {
-                EngineError::Validation { field, reason } => EngineError::Validation {
-                    field: field
-                        .trim_start_matches("payload.")
-                        .trim_start_matches("payload")
-                        .to_owned()
-                        .replace("..", "."),
-                    reason,
-                },
-                other => other,
-            })?;
-        let first = self
-            .try_apply(
-                tenant_id,
-                envelope.clone(),
-                raw.clone(),
-                hash.clone(),
-                idempotency_key,
-                correlation_id,
-                actor,
-            )
-            .await;
-        match first {
-            Ok(answer) => Ok(answer),
-            Err(e) if e.is_client_error() => {
-                let (status, error) = error_answer(&e);
-                self.store_failure(
-                    tenant_id,
-                    idempotency_key,
-                    &hash,
-                    status,
-                    json!({"error": error}),
-                    e,
-                )
-                .await
+        let envelope = match parse_envelope(&raw) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                return self
+                    .store_failure(tenant_id, idempotency_key, &hash, e)
+                    .await;
             }
-            Err(e) => Err(e),
+        };
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .try_apply(
+                    tenant_id,
+                    envelope.clone(),
+                    hash.clone(),
+                    idempotency_key,
+                    correlation_id,
+                    actor,
+                )
+                .await;
+            match result {
+                Ok(answer) => return Ok(answer),
+                // Another writer changed the aggregate while this ran (a timer, a webhook, a
+                // command on another replica): the transaction rolled back, so apply it again
+                // on the new state, which decides whether it still holds.
+                Err(EngineError::Conflict {
+                    code: CONCURRENT_UPDATE,
+                    ..
+                }) if attempt < COMMAND_ATTEMPTS => attempt += 1,
+                Err(e) if e.is_client_error() => {
+                    return self
+                        .store_failure(tenant_id, idempotency_key, &hash, e)
+                        .await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -173,7 +176,6 @@ impl Engine {
         &self,
         tenant_id: &str,
         envelope: CommandEnvelope,
-        raw: Value,
         hash: String,
         key: &str,
         correlation_id: &str,
@@ -185,13 +187,19 @@ impl Engine {
         let correlation = correlation_id.to_owned();
         let actor = actor.to_owned();
         let settings = self.settings.clone();
-        let _ = raw;
         self.store
             .write(move |tx| {
                 Box::pin(async move {
                     tx.lock(&format!("idempotency:{tenant}:{key}")).await?;
                     if let Some(stored) = tx.raw().get_idempotency(&tenant, &key).await? {
                         return replay(stored, &hash);
+                    }
+                    // Commands on one aggregate take turns (PostgreSQL; SQLite has one writer
+                    // anyway): concurrent ones then apply one after another on the latest state
+                    // instead of losing the optimistic version check. Always taken after the
+                    // idempotency lock and before any row, so two commands cannot deadlock.
+                    if let Some(id) = envelope.aggregate.id.as_deref().filter(|id| !id.is_empty()) {
+                        tx.lock(&format!("aggregate:{tenant}:{}:{id}", envelope.aggregate.kind)).await?;
                     }
                     if envelope.tenant_id != tenant {
                         return Err(EngineError::validation("tenantId", "must equal X-Tenant-Id"));
@@ -260,14 +268,14 @@ impl Engine {
             .await
     }
 
-    /// Stores a 4xx answer for the key (the command's own writes were rolled back).
+    /// Stores a 4xx answer for the key (the command's own writes were rolled back) and reports
+    /// the refusal; when the key already has an answer, that answer (or its refusal of this
+    /// body) wins.
     async fn store_failure(
         &self,
         tenant_id: &str,
         key: &str,
         hash: &str,
-        status: u16,
-        body: Value,
         original: EngineError,
     ) -> EngineResult<CommandAnswer> {
         if matches!(
@@ -279,6 +287,8 @@ impl Engine {
         ) {
             return Err(original);
         }
+        let (status, error) = error_answer(&original);
+        let body = json!({"error": error});
         let tenant = tenant_id.to_owned();
         let key = key.to_owned();
         let hash = hash.to_owned();
@@ -530,26 +540,25 @@ impl Engine {
                     let real_now = aro_store::micros(Utc::now());
                     let rows = tx
                         .raw()
-                        .claim_executions(real_now, limit, types.as_deref())
+                        .claim_executions(&ExecutionClaim {
+                            now: real_now,
+                            limit,
+                            types: types.as_deref(),
+                            tenants: allowed_tenants.as_deref(),
+                            resident: Some(ResidentType {
+                                command_type: CLASSIFY,
+                                residency: claimant,
+                            }),
+                        })
                         .await?;
                     let mut out = Vec::new();
                     for mut row in rows {
-                        if allowed_tenants
-                            .as_ref()
-                            .is_some_and(|t| !t.contains(&row.tenant_id))
-                        {
-                            continue;
-                        }
-                        if row.command_type == CLASSIFY || claimant == Residency::CoreEngine {
-                            let residency = tx
-                                .get_tenant(&row.tenant_id)
-                                .await?
-                                .map(|(t, _)| t.classification_residency);
-                            if residency.unwrap_or_default() != claimant {
-                                continue;
-                            }
-                        }
-                        if row.not_after.is_some_and(|na| na < now) {
+                        let expired = row.not_after.is_some_and(|na| na < now);
+                        // A lease that lapsed on the last attempt: the executor took it every
+                        // time and never answered (e.g. it crashes on this message). Offering
+                        // it again would loop forever; it goes to the dead-letter queue.
+                        let exhausted = row.attempt >= row.max_attempts;
+                        if expired || exhausted {
                             let mut ctx = Ctx::new(
                                 tx,
                                 &row.tenant_id.clone(),
@@ -560,7 +569,11 @@ impl Engine {
                             )
                             .await?;
                             ctx.causation_id = Some(row.id.clone());
-                            crate::executions::expire(&mut ctx, row).await?;
+                            if expired {
+                                crate::executions::expire(&mut ctx, row).await?;
+                            } else {
+                                crate::executions::exhausted_at_claim(&mut ctx, row).await?;
+                            }
                             ctx.finish().await?;
                             continue;
                         }
@@ -733,6 +746,34 @@ impl Engine {
     }
 }
 
+/// Reads the command envelope, naming the offending field as the rest of the API does
+/// (`details.field`: `commandType`, `aggregate.type`, …; `body` when it is not an object).
+fn parse_envelope(raw: &Value) -> EngineResult<CommandEnvelope> {
+    if !raw.is_object() {
+        return Err(EngineError::validation(
+            "body",
+            "the command must be a JSON object",
+        ));
+    }
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let reason = e.into_inner().to_string();
+        // A missing or unknown field is reported at its parent: name the field itself.
+        let named = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|prefix| reason.strip_prefix(prefix))
+            .and_then(|rest| rest.split('`').next())
+            .filter(|name| !name.is_empty());
+        let field = match (path.as_str(), named) {
+            (".", Some(name)) => name.to_owned(),
+            (".", None) => "body".to_owned(),
+            (parent, Some(name)) if !parent.ends_with(name) => format!("{parent}.{name}"),
+            (parent, _) => parent.to_owned(),
+        };
+        EngineError::validation(field, reason)
+    })
+}
+
 fn replay(stored: IdempotencyRow, hash: &str) -> EngineResult<CommandAnswer> {
     if stored.request_hash != hash {
         return Err(EngineError::Conflict {
@@ -764,5 +805,47 @@ mod tests {
             serde_json::from_str(r#"{"a": {"x": null, "y": [{"c": 3, "d": 2}, 1]}, "b": 1}"#)
                 .unwrap();
         assert_ne!(request_hash(&a), request_hash(&c));
+    }
+
+    fn envelope_field(raw: Value) -> String {
+        match parse_envelope(&raw) {
+            Err(EngineError::Validation { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn envelope_errors_name_the_field() {
+        assert_eq!(
+            envelope_field(json!({"tenantId": "default", "aggregate": {"type": "appointment"}})),
+            "commandType"
+        );
+        assert_eq!(
+            envelope_field(json!({"commandType": "appointment.confirm"})),
+            "tenantId"
+        );
+        assert_eq!(
+            envelope_field(
+                json!({"commandType": "appointment.confirm", "tenantId": "default",
+                                  "aggregate": {"id": "apt_1"}})
+            ),
+            "aggregate.type"
+        );
+        assert_eq!(
+            envelope_field(
+                json!({"commandType": "appointment.confirm", "tenantId": "default",
+                                  "aggregate": {"type": 7}})
+            ),
+            "aggregate.type"
+        );
+        assert_eq!(
+            envelope_field(
+                json!({"commandType": "appointment.confirm", "tenantId": "default",
+                                  "aggregate": {"type": "appointment"}, "extra": 1})
+            ),
+            "extra"
+        );
+        assert_eq!(envelope_field(json!({"commandType": 1})), "commandType");
+        assert_eq!(envelope_field(json!([1, 2])), "body");
     }
 }

@@ -214,6 +214,34 @@ pub async fn dead_letter(
     Ok(id)
 }
 
+/// Why an execution whose lease lapsed on its last attempt was dead-lettered.
+pub const LEASE_EXPIRED: &str = "LEASE_EXPIRED";
+
+/// Dead-letters an execution found at claim time with no attempt left: its lease lapsed on the
+/// last attempt (the executor took it every time and never answered, e.g. because it crashes on
+/// this message), so re-offering it would loop forever.
+pub async fn exhausted_at_claim(ctx: &mut Ctx<'_, '_>, row: ExecutionRow) -> EngineResult<String> {
+    ctx.workflow_id = row.workflow_id.clone();
+    ctx.correlation_id = row.correlation_id.clone();
+    let (code, message) = if row.status == "leased" {
+        (
+            LEASE_EXPIRED.to_owned(),
+            format!(
+                "no result came back before the lease lapsed, {} of {} attempts",
+                row.attempt, row.max_attempts
+            ),
+        )
+    } else {
+        (
+            row.last_error_code
+                .clone()
+                .unwrap_or_else(|| "ATTEMPTS_EXHAUSTED".to_owned()),
+            "retries exhausted".to_owned(),
+        )
+    };
+    dead_letter(ctx, row, &code, &message).await
+}
+
 /// Records a result for a leased (or lapsed) execution. A result for an execution that already
 /// finished is accepted when it says the same thing (a retried report) and refused otherwise.
 pub async fn record_result(

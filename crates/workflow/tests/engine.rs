@@ -649,3 +649,288 @@ async fn clock_advance_fires_due_timers_in_order() {
     assert_eq!(sent[0].1, b, "the earlier visit's reminder was due first");
     assert!(sent.iter().any(|s| s.1 == a));
 }
+
+/// Makes an execution's lease lapse now (leases are real time: moved rather than waited out).
+async fn lapse_lease(h: &Harness, execution_id: &str) {
+    let id = execution_id.to_owned();
+    h.store
+        .write(move |tx| {
+            Box::pin(async move {
+                let mut row = tx.raw().get_execution(&id).await?.unwrap();
+                row.lease_until = Some(chrono::Utc::now() - Duration::seconds(1));
+                tx.raw().update_execution(&row).await.map(|_| ())
+            })
+        })
+        .await
+        .unwrap();
+}
+
+on_both!(
+    a_lease_that_keeps_lapsing_is_dead_lettered_not_offered_forever,
+    |h: Harness| async move {
+        let apt = h.book("IN-LAPSE", "Ada Lovelace", "+14155552671", 72).await;
+        h.advance(Duration::hours(25)).await;
+        let first = h
+            .engine
+            .claim_executions("a", 10, Duration::seconds(5), None, None)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        let id = first[0].execution_id.clone();
+        let max = {
+            let id = id.clone();
+            h.store
+                .read(move |tx| Box::pin(async move { tx.raw().get_execution(&id).await }))
+                .await
+                .unwrap()
+                .unwrap()
+                .max_attempts
+        };
+        // The executor takes it and dies every time: each lapse re-offers it, up to the last
+        // attempt.
+        lapse_lease(&h, &id).await;
+        for attempt in 2..=max {
+            let claimed = h
+                .engine
+                .claim_executions("a", 10, Duration::seconds(5), None, None)
+                .await
+                .unwrap();
+            assert_eq!(claimed.len(), 1, "attempt {attempt}");
+            assert_eq!(claimed[0].attempt, attempt);
+            lapse_lease(&h, &id).await;
+        }
+        // The last lease lapsed too: dead-lettered instead of handed out again.
+        let claimed = h
+            .engine
+            .claim_executions("a", 10, Duration::seconds(5), None, None)
+            .await
+            .unwrap();
+        assert!(
+            claimed.is_empty(),
+            "offered beyond max attempts: {claimed:?}"
+        );
+        let dead: Vec<_> = h
+            .events(None)
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "execution.dead_lettered")
+            .collect();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].payload["executionId"], id.as_str());
+        assert_eq!(dead[0].payload["error"]["code"], "LEASE_EXPIRED");
+        assert_eq!(dead[0].payload["attempts"], max);
+        let letters = h
+            .store
+            .read(|tx| {
+                Box::pin(async move { tx.raw().list_dead_letters("default", None, 10).await })
+            })
+            .await
+            .unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].error_code.as_deref(), Some("LEASE_EXPIRED"));
+        // The reminder it carried failed (not silently pending forever).
+        assert!(
+            h.event_types(&apt)
+                .await
+                .contains(&"execution.dead_lettered".to_owned())
+        );
+        assert!(
+            h.events(None)
+                .await
+                .iter()
+                .any(|e| e.event_type == "message.delivery_failed")
+        );
+        // Staff can still retry it: offered again from attempt 1.
+        let retry = h
+            .command(
+                "dead_letter.retry",
+                json!({"type": "dead_letter", "id": letters[0].id}),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(retry.status, 200, "{}", retry.body);
+        let again = h
+            .engine
+            .claim_executions("a", 10, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempt, 1);
+    }
+);
+
+/// Queues `n` executions of `command_type` for `tenant` (oldest first, in call order).
+async fn enqueue(h: &Harness, tenant: &str, command_type: &'static str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let id = aro_store::ids::new_id(aro_domain::ids::prefix::EXECUTION);
+        ids.push(id.clone());
+        h.engine
+            .with_ctx(tenant, "corr-queue", "service:test", move |ctx| {
+                Box::pin(async move {
+                    aro_workflow::executions::enqueue(
+                        ctx,
+                        aro_workflow::executions::NewExecution {
+                            id,
+                            command_type,
+                            subject_id: None,
+                            payload: json!({"n": 1}),
+                            not_after: None,
+                            aggregate_id: None,
+                            max_attempts: 6,
+                        },
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap();
+    }
+    ids
+}
+
+async fn add_tenant(h: &Harness, id: &str, residency: aro_domain::tenant::ClassificationResidency) {
+    aro_workflow::tenants::create(
+        &h.store,
+        h.engine.clock(),
+        aro_workflow::tenants::NewTenant {
+            id: aro_domain::ids::TenantId::parse(id).unwrap(),
+            classification_residency: residency,
+            ..aro_workflow::tenants::NewTenant::demo_default()
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+}
+
+on_both!(
+    a_claim_is_not_starved_by_work_it_may_not_take,
+    |h: Harness| async move {
+        use aro_domain::tenant::ClassificationResidency as R;
+        const SEND: &str = "messaging.send_message";
+        const CLASSIFY: &str = "classification.classify_reply";
+        add_tenant(&h, "tb", R::OpenclawExecutor).await;
+        add_tenant(&h, "tc", R::CoreEngine).await;
+        // Older backlogs: another tenant's sends, and classifications of both residencies.
+        enqueue(&h, "tb", SEND, 12).await;
+        enqueue(&h, "tb", CLASSIFY, 12).await;
+        enqueue(&h, "tc", CLASSIFY, 12).await;
+        let mine = enqueue(&h, "default", SEND, 1).await;
+        let core_own = enqueue(&h, "tc", CLASSIFY, 1).await;
+
+        // A token for one tenant gets its work however long the others' queue.
+        let claimed = h
+            .engine
+            .claim_executions(
+                "ta",
+                10,
+                Duration::seconds(60),
+                None,
+                Some(vec!["default".into()]),
+            )
+            .await
+            .unwrap();
+        let ids: Vec<_> = claimed.iter().map(|c| c.execution_id.clone()).collect();
+        assert_eq!(ids, mine);
+
+        // The executor never gets classifications that core runs, and core's worker never
+        // gets the executor's: a page of the other's backlog does not hide one's own.
+        let executor = h
+            .engine
+            .claim_executions(
+                "x",
+                100,
+                Duration::seconds(60),
+                Some(vec![CLASSIFY.into()]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(executor.len(), 12);
+        assert!(executor.iter().all(|c| c.tenant_id == "tb"), "{executor:?}");
+        let core = h
+            .engine
+            .claim_core_classifications("core", 10, Duration::seconds(60))
+            .await
+            .unwrap();
+        assert_eq!(core.len(), 10);
+        assert!(core.iter().all(|c| c.tenant_id == "tc"));
+        let rest = h
+            .engine
+            .claim_core_classifications("core", 10, Duration::seconds(60))
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 3);
+        assert!(rest.iter().any(|c| c.execution_id == core_own[0]));
+        // An empty tenant list takes nothing.
+        assert!(
+            h.engine
+                .claim_executions("none", 10, Duration::seconds(60), None, Some(vec![]))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The other tenant's sends are all still there for a token that may take them.
+        let tb = h
+            .engine
+            .claim_executions(
+                "x",
+                100,
+                Duration::seconds(60),
+                None,
+                Some(vec!["tb".into()]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(tb.len(), 12);
+        assert!(tb.iter().all(|c| c.command_type == SEND));
+    }
+);
+
+on_both!(
+    concurrent_reschedules_of_one_visit_all_apply_and_replay_their_answer,
+    |h: Harness| async move {
+        let apt = h.book("IN-RACE", "Ada Lovelace", "+14155552671", 72).await;
+        let mut tasks = Vec::new();
+        for i in 0..20_i64 {
+            let engine = h.engine.clone();
+            let starts = h.engine.clock().now() + Duration::hours(80 + i);
+            let body = json!({"commandType": "appointment.reschedule", "tenantId": "default",
+                "aggregate": {"type": "appointment", "id": apt},
+                "payload": {"startsAt": starts, "endsAt": starts + Duration::minutes(30)}});
+            tasks.push(tokio::spawn(async move {
+                let key = format!("race-{i}");
+                let first = engine
+                    .execute_command("default", body.clone(), &key, "c", "service:test")
+                    .await;
+                (key, body, first)
+            }));
+        }
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        for (key, body, first) in results {
+            let status = match &first {
+                Ok(a) => a.status,
+                Err(e) => aro_workflow::error_answer(e).0,
+            };
+            assert_eq!(status, 200, "{key}: {first:?}");
+            let again = h
+                .engine
+                .execute_command("default", body, &key, "c", "service:test")
+                .await
+                .unwrap();
+            assert!(again.replayed);
+            assert_eq!(again.status, 200);
+        }
+        let moves = h
+            .event_types(&apt)
+            .await
+            .into_iter()
+            .filter(|t| t == "appointment.rescheduled")
+            .count();
+        assert_eq!(moves, 20);
+    }
+);

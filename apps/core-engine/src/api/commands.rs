@@ -41,8 +41,11 @@ pub fn correlation_id(headers: &HeaderMap) -> String {
 ///
 /// The command is applied in one transaction with its events before the answer. A repeat with
 /// the same `Idempotency-Key` and body gets the stored answer (2xx and 4xx are stored, with
-/// `Idempotent-Replayed: true`); the same key with another body is 422 `IDEMPOTENCY_KEY_REUSED`.
-/// `commandId` and `aggregate.id` are assigned when absent. Scope `commands:write`.
+/// `Idempotent-Replayed: true`, a refused envelope included); the same key with another body is
+/// 422 `IDEMPOTENCY_KEY_REUSED`. Answers marked `retryable` (409 `CONCURRENT_UPDATE`, 503) are
+/// never stored: a retry with the same key is applied afresh. Commands on one aggregate are
+/// applied one after another. `commandId` and `aggregate.id` are assigned when absent. Scope
+/// `commands:write`.
 #[utoipa::path(
     post,
     path = "/v1/commands",
@@ -87,12 +90,6 @@ async fn submit(
         return Err(ApiError::bad_request(
             "INVALID_IDEMPOTENCY_KEY",
             "the Idempotency-Key must be 1–255 printable ASCII characters",
-        ));
-    }
-    if !body.is_object() {
-        return Err(ApiError::validation(
-            "body",
-            "the command must be a JSON object",
         ));
     }
     let correlation = correlation_id(&headers);

@@ -63,7 +63,10 @@ fn lease(seconds: u32, field: &str) -> Result<Duration, ApiError> {
 /// Claims ready executions with a lease.
 ///
 /// Executions whose `notAfter` has passed on the business clock are never handed out: they are
-/// marked expired (`execution.expired`). A token for named tenants gets only theirs.
+/// marked expired (`execution.expired`). One whose lease lapsed on its last attempt (taken every
+/// time, never answered) is moved to the dead-letter queue instead of being offered again
+/// (`execution.dead_lettered`, error code `LEASE_EXPIRED`). A token for named tenants gets only
+/// theirs, however much other tenants have waiting.
 #[utoipa::path(
     post,
     path = "/v1/executions/claim",
