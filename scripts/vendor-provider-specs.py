@@ -71,19 +71,29 @@ class Source:
 
 
 TWILIO_MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
+TWILIO_MESSAGE = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
+TWILIO_ACCOUNT = "/2010-04-01/Accounts/{Sid}.json"
 
 SOURCES = (
     Source(
         file="twilio_api_v2010.json",
         output="twilio_api_v2010.json",
-        # CreateMessage (the client's request body) and ListMessage (the sandbox's list page).
-        operations=((TWILIO_MESSAGES, "post"), (TWILIO_MESSAGES, "get")),
-        schemas=("api.v2010.account.message",),
+        # CreateMessage (the client's request body), ListMessage and FetchMessage (the
+        # look-up's query and path parameters, the sandbox's list page) and FetchAccount (the
+        # executor's credential check at start).
+        operations=(
+            (TWILIO_MESSAGES, "post"),
+            (TWILIO_MESSAGES, "get"),
+            (TWILIO_MESSAGE, "get"),
+            (TWILIO_ACCOUNT, "get"),
+        ),
+        schemas=("api.v2010.account.message", "api.v2010.account"),
     ),
     Source(
         file="stripe_spec3_2022-04.json",
         output="stripe_spec3_2022-04.json",
-        operations=(("/v1/prices", "post"), ("/v1/payment_links", "post")),
+        # GET /v1/prices (limit=1) is the executor's credential check at start.
+        operations=(("/v1/prices", "post"), ("/v1/prices", "get"), ("/v1/payment_links", "post")),
         schemas=("price", "payment_link"),
         responses=("200",),
         prune_expansions=True,
@@ -96,8 +106,10 @@ SOURCES = (
     Source(
         file="calendly_openapi_2023.yaml",
         output="calendly_openapi_2023.json",
-        # The tests validate resources and webhook bodies, not operations.
-        schemas=("Invitee", "Event", "WebhookPayload"),
+        # The tests validate resources and webhook bodies; GET /users/me is the executor's
+        # credential check at start.
+        operations=(("/users/me", "get"),),
+        schemas=("Invitee", "Event", "WebhookPayload", "User"),
         notes=("converted from YAML (YAML 1.2 core-schema scalars) to JSON",),
     ),
 )

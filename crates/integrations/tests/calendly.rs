@@ -92,6 +92,17 @@ async fn resource(
         }
         _ => {}
     }
+    if uri.path() == "/users/me" {
+        return Json(json!({"resource": {
+            "uri": "https://api.calendly.com/users/AAAAAAAAAAAAAAAA",
+            "name": "Demo Clinic", "slug": "demo-clinic", "email": "desk@clinic.example",
+            "scheduling_url": "https://calendly.com/demo-clinic", "timezone": "America/New_York",
+            "avatar_url": null, "created_at": "2019-01-02T03:04:05.678123Z",
+            "updated_at": "2019-08-07T06:05:04.321123Z",
+            "current_organization": "https://api.calendly.com/organizations/AAAAAAAAAAAAAAAA",
+        }}))
+        .into_response();
+    }
     let file = if uri.path().contains("/invitees/") {
         "calendly/invitee.json"
     } else if uri.path().starts_with("/scheduled_events/") {
@@ -392,5 +403,42 @@ fn both_halves_of_a_reschedule_name_each_other() -> TestResult {
     assert_eq!(cancellation.reason.as_deref(), Some("Rescheduled"));
     let booking = normalise(new, None)?;
     assert_eq!(booking.old_external_id.as_deref(), Some(old.uri.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_token_check_reads_the_current_user() -> TestResult {
+    let (fake, _url, client) = start().await?;
+    client.verify_credentials().await?;
+    let requests = fake.journal.all();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("GET", "/users/me")
+    );
+    assert_eq!(requests[0].query, None);
+    let spec = common::load_json_spec("calendly_openapi_2023.json")?;
+    let (query, schema) = common::parameters_validator(&spec, "/users/me", "get", "query")?;
+    let given = common::parameters_to_json(&requests[0].query_pairs(), &schema, &spec);
+    common::assert_valid(&query, &given, "the token check's query")?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_token_check_is_permanent_and_names_no_secret() -> TestResult {
+    let (fake, url, _client) = start().await?;
+    let config = CalendlyConfig {
+        api_token: Secret::new("wrong-token-never-shown"),
+        webhook_signing_key: Secret::new("signing-key"),
+        base_url: url,
+    };
+    let error = CalendlyClient::new(&config, common::http()?, common::fast_resilient())
+        .verify_credentials()
+        .await
+        .err()
+        .ok_or("expected a refusal")?;
+    assert_eq!(error.kind(), ErrorKind::CredentialRejected);
+    assert!(!error.to_string().contains("wrong-token"), "{error}");
+    assert_eq!(fake.journal.all().len(), 1, "a refusal is not retried");
     Ok(())
 }

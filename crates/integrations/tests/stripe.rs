@@ -1,6 +1,8 @@
 //! The Stripe client against a fake that speaks Stripe's wire format: bracket-notation form
 //! bodies, bearer auth, `Idempotency-Key` replay, `Stripe-Version`, and
-//! `{"error": {"type", "code", "param", "message"}}` errors with `Stripe-Should-Retry`.
+//! `{"error": {"type", "code", "param", "message"}}` errors with `Stripe-Should-Retry`, and the
+//! one-price list that checks the secret key. Request bodies and query parameters are checked
+//! against Stripe's own API description.
 
 mod common;
 
@@ -62,7 +64,7 @@ impl FakeStripe {
 
     fn router(&self) -> Router {
         Router::new()
-            .route("/v1/prices", post(create))
+            .route("/v1/prices", post(create).get(list_prices))
             .route("/v1/payment_links", post(create))
             .with_state(self.clone())
     }
@@ -175,6 +177,36 @@ async fn create(
         .unwrap_or_else(PoisonError::into_inner)
         .insert(key, object.clone());
     Json(object).into_response()
+}
+
+/// `GET /v1/prices`: an empty list page, for the configured key only.
+async fn list_prices(
+    State(fake): State<FakeStripe>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    fake.journal.record(Received {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers: headers.clone(),
+        body: Vec::new(),
+    });
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {SECRET_KEY}"));
+    if !authorised {
+        return stripe_error(&Refusal {
+            status: 401,
+            error_type: "invalid_request_error",
+            code: "api_key_invalid",
+            should_retry: None,
+        });
+    }
+    Json(json!({"object": "list", "data": [], "has_more": false, "url": "/v1/prices"}))
+        .into_response()
 }
 
 async fn start() -> Result<(FakeStripe, Url), Box<dyn std::error::Error>> {
@@ -511,5 +543,48 @@ async fn invalid_deposits_never_reach_stripe() -> TestResult {
         .ok_or("expected an error")?;
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
     assert!(fake.journal.all().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_key_check_lists_one_price_as_stripes_api_description_declares() -> TestResult {
+    let (fake, url) = start().await?;
+    client(&url, SECRET_KEY)?.verify_credentials().await?;
+    let requests = fake.journal.all();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("GET", "/v1/prices")
+    );
+    assert_eq!(
+        request.header("stripe-version").as_deref(),
+        Some(STRIPE_VERSION)
+    );
+    assert!(request.body.is_empty());
+
+    let spec = common::load_json_spec("stripe_spec3_2022-04.json")?;
+    let (query, schema) = common::parameters_validator(&spec, "/v1/prices", "get", "query")?;
+    let given = common::parameters_to_json(&request.query_pairs(), &schema, &spec);
+    common::assert_valid(&query, &given, "the key check's query")?;
+    assert_eq!(given, json!({"limit": 1}));
+    // The check has teeth: an undeclared parameter is refused.
+    let wrong = common::parameters_to_json(&[("count".to_owned(), "1".to_owned())], &schema, &spec);
+    assert!(!query.is_valid(&wrong), "{wrong}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_key_check_is_permanent_and_names_no_secret() -> TestResult {
+    let (fake, url) = start().await?;
+    let error = client(&url, "sk_test_wrong_never_shown")?
+        .verify_credentials()
+        .await
+        .err()
+        .ok_or("expected a refusal")?;
+    assert_eq!(error.kind(), ErrorKind::CredentialRejected);
+    assert_eq!(error.http_status(), Some(401));
+    assert!(!error.to_string().contains("sk_test"), "{error}");
+    assert_eq!(fake.journal.all().len(), 1, "a refusal is not retried");
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The Twilio client against a fake that speaks Twilio's wire format: form-encoded sends with
-//! basic auth, Message resources in JSON, `{code, message, more_info, status}` errors, and the
-//! message list with `next_page_uri` paging.
+//! basic auth, Message resources in JSON, `{code, message, more_info, status}` errors, the
+//! message list with `next_page_uri` paging, and the account fetch that checks credentials.
+//! Every request's body, query and path parameters are checked against Twilio's own API
+//! description.
 
 mod common;
 
@@ -110,6 +112,7 @@ impl FakeTwilio {
                 get(list).post(create),
             )
             .route("/2010-04-01/Accounts/{account}/Messages/{file}", get(fetch))
+            .route("/2010-04-01/Accounts/{account}", get(fetch_account))
             .with_state(self.clone())
     }
 }
@@ -248,10 +251,10 @@ async fn list(
             let sent = m["date_sent"]
                 .as_str()
                 .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
-                .map(|d| d.format("%Y-%m-%d").to_string());
+                .map(|d| d.with_timezone(&Utc));
             sent_from
                 .as_deref()
-                .is_none_or(|from| sent.is_some_and(|s| s.as_str() >= from))
+                .is_none_or(|from| sent.is_some_and(|sent| sent_on_or_after(sent, from)))
         })
         .collect();
     matching.reverse();
@@ -289,6 +292,42 @@ async fn list(
         "start": start,
         "uri": format!("{path}?{base_query}&Page={page}"),
         "messages": messages,
+    }))
+    .into_response()
+}
+
+/// Twilio's `DateSent>` bound: an instant (`2030-03-15T14:00:00Z`, the form the API
+/// description declares) or a whole GMT day (`2030-03-15`).
+fn sent_on_or_after(sent: DateTime<Utc>, bound: &str) -> bool {
+    match DateTime::parse_from_rfc3339(bound) {
+        Ok(instant) => sent >= instant,
+        Err(_) => sent.format("%Y-%m-%d").to_string().as_str() >= bound,
+    }
+}
+
+/// `GET /2010-04-01/Accounts/{Sid}.json`: the account, for its own credentials only.
+async fn fetch_account(
+    State(fake): State<FakeTwilio>,
+    Path(file): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&fake, method, &uri, &headers, &[]);
+    if file != format!("{ACCOUNT}.json") || !authorised(&headers) {
+        return twilio_error(401, 20003, None);
+    }
+    Json(json!({
+        "auth_token": TOKEN,
+        "date_created": "Thu, 30 Jul 2015 20:00:00 +0000",
+        "date_updated": "Thu, 30 Jul 2015 20:00:00 +0000",
+        "friendly_name": "clinic",
+        "owner_account_sid": ACCOUNT,
+        "sid": ACCOUNT,
+        "status": "active",
+        "subresource_uris": {"messages": format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json")},
+        "type": "Full",
+        "uri": format!("/2010-04-01/Accounts/{ACCOUNT}.json"),
     }))
     .into_response()
 }
@@ -756,8 +795,10 @@ async fn find_sent_follows_next_page_uri_with_twilios_filters() -> TestResult {
     assert_eq!(lookups.len(), 3, "three pages of one message each");
     let first = lookups[0].query_pairs();
     assert!(first.contains(&("To".to_owned(), TO.to_owned())));
-    let day = (now - TimeDelta::minutes(1)).format("%Y-%m-%d").to_string();
-    assert!(first.contains(&("DateSent>".to_owned(), day)));
+    let since = (now - TimeDelta::minutes(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    assert!(first.contains(&("DateSent>".to_owned(), since)));
     assert!(
         lookups[1..]
             .iter()
@@ -810,5 +851,145 @@ async fn without_a_sender_nothing_is_sent() -> TestResult {
         .ok_or("expected an error")?;
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
     assert_eq!(fake.journal.all().len(), 0);
+    Ok(())
+}
+
+/// The operations' paths in Twilio's description.
+const LIST_OR_CREATE: &str = "/2010-04-01/Accounts/{AccountSid}/Messages.json";
+const FETCH_MESSAGE: &str = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json";
+const FETCH_ACCOUNT: &str = "/2010-04-01/Accounts/{Sid}.json";
+
+/// Checks one request's query and path parameters against the operation `template` declares.
+fn assert_parameters_match(
+    spec: &Value,
+    template: &str,
+    received: &Received,
+    what: &str,
+) -> TestResult {
+    let (query, query_schema) = common::parameters_validator(spec, template, "get", "query")?;
+    let (path, path_schema) = common::parameters_validator(spec, template, "get", "path")?;
+    let given = common::parameters_to_json(&received.query_pairs(), &query_schema, spec);
+    common::assert_valid(&query, &given, &format!("{what}: query"))?;
+    let pairs = common::path_parameters(template, &received.path)
+        .ok_or_else(|| format!("{what}: {} does not fit {template}", received.path))?;
+    let given = common::parameters_to_json(&pairs, &path_schema, spec);
+    common::assert_valid(&path, &given, &format!("{what}: path"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_look_up_and_fetch_send_the_parameters_twilios_api_description_declares() -> TestResult
+{
+    let (fake, url) = start().await?;
+    let now = Utc::now();
+    let sid = fake.store(TO, "the one", now, true);
+    let twilio = client(&url, common::fast_resilient())?;
+    // Not found with the date filter (sent before the attempt): the unfiltered page follows.
+    assert!(
+        twilio
+            .find_sent(TO, "another", now - TimeDelta::minutes(1))
+            .await?
+            .is_none()
+    );
+    twilio.fetch(&sid).await?;
+
+    let spec = common::load_json_spec("twilio_api_v2010.json")?;
+    let requests = fake.journal.all();
+    assert_eq!(requests.len(), 3, "filtered list, unfiltered list, fetch");
+    assert_parameters_match(&spec, LIST_OR_CREATE, &requests[0], "the filtered look-up")?;
+    assert_parameters_match(
+        &spec,
+        LIST_OR_CREATE,
+        &requests[1],
+        "the unfiltered look-up",
+    )?;
+    assert_parameters_match(&spec, FETCH_MESSAGE, &requests[2], "the fetch")?;
+    let since = requests[0]
+        .query_pairs()
+        .into_iter()
+        .find(|(k, _)| k == "DateSent>")
+        .map(|(_, v)| v)
+        .ok_or("the look-up filters by DateSent>")?;
+    assert!(DateTime::parse_from_rfc3339(&since).is_ok(), "{since}");
+    assert!(since.ends_with('Z'), "UTC: {since}");
+
+    // The check has teeth: a bare day where a date-time is declared, an undeclared filter, a
+    // page size Twilio refuses, and a SID of the wrong kind are all refused.
+    let (query, query_schema) =
+        common::parameters_validator(&spec, LIST_OR_CREATE, "get", "query")?;
+    for wrong in [
+        vec![("DateSent>", "2030-03-15")],
+        vec![("Recipient", TO)],
+        vec![("PageSize", "1001")],
+    ] {
+        let pairs: Vec<(String, String)> = wrong
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let given = common::parameters_to_json(&pairs, &query_schema, &spec);
+        assert!(!query.is_valid(&given), "{given}");
+    }
+    let (path, path_schema) = common::parameters_validator(&spec, FETCH_MESSAGE, "get", "path")?;
+    let pairs = common::path_parameters(
+        FETCH_MESSAGE,
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/MG0123456789abcdef0123456789abcdef.json"),
+    )
+    .ok_or("fits the template")?;
+    let given = common::parameters_to_json(&pairs, &path_schema, &spec);
+    assert!(!path.is_valid(&given), "{given}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_credential_check_fetches_the_account_as_twilio_describes_it() -> TestResult {
+    let (fake, url) = start().await?;
+    client(&url, common::fast_resilient())?
+        .verify_credentials()
+        .await?;
+    let requests = fake.journal.all();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].path,
+        format!("/2010-04-01/Accounts/{ACCOUNT}.json")
+    );
+    assert_eq!(requests[0].query, None);
+    let spec = common::load_json_spec("twilio_api_v2010.json")?;
+    assert_parameters_match(&spec, FETCH_ACCOUNT, &requests[0], "the account fetch")?;
+    // The fake answers with Twilio's Account resource.
+    let account = common::validator(&spec, "/components/schemas/api.v2010.account", true)?;
+    let answer: Value = common::http()?
+        .get(url.join(&format!("2010-04-01/Accounts/{ACCOUNT}.json"))?)
+        .basic_auth(ACCOUNT, Some(TOKEN))
+        .send()
+        .await?
+        .json()
+        .await?;
+    common::assert_valid(&account, &answer, "the fake's account")?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_credential_check_is_permanent_and_names_no_secret() -> TestResult {
+    let (fake, url) = start().await?;
+    let mut wrong = config(&url);
+    wrong.auth_token = Secret::new("wrong-token-never-shown");
+    let error = TwilioClient::new(&wrong, common::http()?, common::fast_resilient())
+        .verify_credentials()
+        .await
+        .err()
+        .ok_or("expected a refusal")?;
+    assert_eq!(error.kind(), ErrorKind::CredentialRejected);
+    assert_eq!(error.http_status(), Some(401));
+    assert!(!error.to_string().contains("wrong-token"), "{error}");
+    assert_eq!(gets(&fake), 1, "a refusal is not retried");
+
+    // Unreachable is not refused: it says nothing about the credentials.
+    let closed = Url::parse("http://127.0.0.1:9/")?;
+    let unreachable = client(&closed, common::resilient_with(1, Duration::from_secs(2)))?
+        .verify_credentials()
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_ne!(unreachable.kind(), ErrorKind::CredentialRejected);
     Ok(())
 }

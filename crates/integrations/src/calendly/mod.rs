@@ -1,5 +1,6 @@
-//! Calendly API v2: looking up an invitee and its scheduled event, and reading Calendly's
-//! webhooks ([`webhook`]) into provider-neutral bookings ([`normalise`]).
+//! Calendly API v2: looking up an invitee and its scheduled event, checking the API token
+//! ([`CalendlyClient::verify_credentials`]), and reading Calendly's webhooks ([`webhook`]) into
+//! provider-neutral bookings ([`normalise`]).
 //!
 //! Webhook payloads sometimes lack fields (older subscriptions carry only the event URI, not
 //! the embedded `scheduled_event`); core then queues a `booking.fetch_invitee` execution and
@@ -23,7 +24,7 @@ pub use booking::{Booking, BookingField, MissingFields, language_from_answers, n
 pub use resources::{Cancellation, Invitee, QuestionAndAnswer, ScheduledEvent};
 
 use crate::error::{ErrorKind, Provider, ProviderError};
-use crate::http::{Answer, Effect, exchange, status_error};
+use crate::http::{Answer, Effect, endpoint, exchange, status_error};
 use uri::{Resource, resolve};
 
 /// A Calendly account's API, read-only.
@@ -95,6 +96,15 @@ impl CalendlyClient {
     pub async fn get_event(&self, event_uri: &str) -> Result<ScheduledEvent, ProviderError> {
         let url = resolve(&self.base_url, event_uri, Resource::ScheduledEvent)?;
         self.get(url).await
+    }
+
+    /// Checks the API token with `GET /users/me`, the one read every token may make. `Ok`
+    /// means Calendly accepted it; [`ErrorKind::CredentialRejected`] means it refused it (401,
+    /// 403); any other error says nothing about it.
+    #[tracing::instrument(skip_all, fields(provider = "calendly"))]
+    pub async fn verify_credentials(&self) -> Result<(), ProviderError> {
+        let url = endpoint(Provider::Calendly, &self.base_url, &["users", "me"])?;
+        self.get::<serde::de::IgnoredAny>(url).await.map(|_| ())
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, url: Url) -> Result<T, ProviderError> {

@@ -1,7 +1,8 @@
 //! Stripe, for deposit payment links only.
 //!
 //! ARO never charges anyone: a patient may choose to open a link and pay. This module can
-//! create a Price and a Payment Link and read Stripe's webhooks ([`webhook`]); it has no way to
+//! create a Price and a Payment Link, list one price to check the secret key
+//! ([`StripeClient::verify_credentials`]), and read Stripe's webhooks ([`webhook`]); it has no way to
 //! create a charge, a PaymentIntent or to confirm one, and a test scans the crate's source to
 //! keep it that way.
 //!
@@ -177,6 +178,33 @@ impl StripeClient {
             url,
             price_id: price.id,
         })
+    }
+
+    /// Checks the secret key with a read every key that can make deposit links may do: `GET
+    /// /v1/prices?limit=1` (a restricted `rk_` key needs price access anyway, where `GET
+    /// /v1/balance` would need a permission ARO has no other use for). `Ok` means Stripe
+    /// accepted the key; [`ErrorKind::CredentialRejected`] means it refused it (401, or 403 for
+    /// a restricted key without that permission); any other error says nothing about it.
+    #[tracing::instrument(skip_all, fields(provider = "stripe"))]
+    pub async fn verify_credentials(&self) -> Result<(), ProviderError> {
+        let mut url = endpoint(Provider::Stripe, &self.base_url, &["v1", "prices"])?;
+        url.query_pairs_mut().append_pair("limit", "1");
+        self.resilient
+            .call(&self.destination, |_attempt| async {
+                let http = self
+                    .http
+                    .get(url.clone())
+                    .bearer_auth(self.secret_key.expose())
+                    .header("Stripe-Version", STRIPE_VERSION);
+                let answer = exchange(Provider::Stripe, http, Effect::Read).await?;
+                if answer.is_success() {
+                    Ok(())
+                } else {
+                    Err(error_from_answer(&answer, Effect::Read))
+                }
+            })
+            .await
+            .map_err(|error| ProviderError::from_call(Provider::Stripe, error))
     }
 
     /// One create call, retried under the same idempotency key.

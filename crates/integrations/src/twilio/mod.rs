@@ -1,5 +1,6 @@
-//! Twilio Programmable Messaging: sending an SMS, finding one we may already have sent, and
-//! reading Twilio's webhooks ([`webhook`]).
+//! Twilio Programmable Messaging: sending an SMS, finding one we may already have sent,
+//! checking the account's credentials ([`TwilioClient::verify_credentials`]), and reading
+//! Twilio's webhooks ([`webhook`]).
 //!
 //! Twilio has no idempotency keys for `POST Messages.json`, so a send whose answer was lost
 //! (connection dropped or timed out after the request went out) cannot simply be repeated.
@@ -42,6 +43,11 @@ const LOOKUP_PAGE_SIZE: &str = "100";
 
 /// Pages searched before giving up: a look-up that cannot finish must not conclude "not sent".
 const MAX_LOOKUP_PAGES: usize = 20;
+
+/// How the look-up writes `DateSent>`: a full UTC timestamp, as the API description declares
+/// the parameter (`format: date-time`). Twilio also takes a bare `YYYY-MM-DD`, but a whole day
+/// would widen the search to everything sent to the recipient since midnight.
+const DATE_SENT_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 /// Twilio's limit on a message body, in characters.
 const MAX_BODY_CHARS: usize = 1_600;
@@ -265,7 +271,8 @@ impl TwilioClient {
     }
 
     /// Looks for a message to `to` with exactly `body`, created at or after `sent_after` (on
-    /// Twilio's clock: allow for skew), through `GET Messages.json?To=…&DateSent>=YYYY-MM-DD`,
+    /// Twilio's clock: allow for skew), through
+    /// `GET Messages.json?To=…&DateSent>=YYYY-MM-DDThh:mm:ssZ&PageSize=100`,
     /// following `next_page_uri`, then through the recipient's newest messages without the
     /// date filter (a message not yet handed to the carrier has no `date_sent`). `Ok(None)`
     /// means everything was searched.
@@ -293,7 +300,10 @@ impl TwilioClient {
         let mut url = self.messages_url()?;
         url.query_pairs_mut()
             .append_pair("To", to)
-            .append_pair("DateSent>", &sent_after.format("%Y-%m-%d").to_string())
+            .append_pair(
+                "DateSent>",
+                &sent_after.format(DATE_SENT_FORMAT).to_string(),
+            )
             .append_pair("PageSize", LOOKUP_PAGE_SIZE);
         for _ in 0..MAX_LOOKUP_PAGES {
             let page = self.message_page(url).await?;
@@ -374,6 +384,39 @@ impl TwilioClient {
                 }
                 serde_json::from_slice::<TwilioMessage>(&answer.body)
                     .map_err(|_| invalid_response("unreadable message resource"))
+            })
+            .await
+            .map_err(|error| ProviderError::from_call(Provider::Twilio, error))
+    }
+
+    /// Checks the account's credentials with the cheapest authenticated read there is, `GET
+    /// /2010-04-01/Accounts/{AccountSid}.json` (Twilio's FetchAccount). `Ok` means Twilio
+    /// accepted them; a [`ErrorKind::CredentialRejected`] error means it refused them (401,
+    /// Twilio code 20003); any other error says nothing about them. The answer (which carries
+    /// the account's auth token) is not read beyond its status.
+    #[tracing::instrument(skip_all, fields(provider = "twilio"))]
+    pub async fn verify_credentials(&self) -> Result<(), ProviderError> {
+        let url = endpoint(
+            Provider::Twilio,
+            &self.base_url,
+            &[
+                API_VERSION,
+                "Accounts",
+                &format!("{}.json", self.account_sid),
+            ],
+        )?;
+        self.resilient
+            .call(&self.destination, |_attempt| async {
+                let http = self
+                    .http
+                    .get(url.clone())
+                    .basic_auth(&self.account_sid, Some(self.auth_token.expose()));
+                let answer = exchange(Provider::Twilio, http, Effect::Read).await?;
+                if answer.is_success() {
+                    Ok(())
+                } else {
+                    Err(error_from_answer(&answer, Effect::Read))
+                }
             })
             .await
             .map_err(|error| ProviderError::from_call(Provider::Twilio, error))

@@ -276,6 +276,16 @@ pub fn validator(
     if closed && let Value::Object(object) = &mut schema {
         object.insert("additionalProperties".into(), Value::Bool(false));
     }
+    schema_validator(spec, schema, pointer)
+}
+
+/// A validator for `schema` (which may reference the spec's `components`); `what` names it in
+/// errors.
+pub fn schema_validator(
+    spec: &Value,
+    schema: Value,
+    what: &str,
+) -> Result<jsonschema::Validator, Box<dyn std::error::Error>> {
     let mut root = Map::new();
     root.insert("allOf".into(), Value::Array(vec![schema]));
     root.insert("components".into(), at(spec, "/components")?.clone());
@@ -285,7 +295,115 @@ pub fn validator(
         .with_draft(jsonschema::Draft::Draft4)
         .should_validate_formats(true)
         .build(&root)
-        .map_err(|e| format!("schema at {pointer} does not compile: {e}"))?)
+        .map_err(|e| format!("schema at {what} does not compile: {e}"))?)
+}
+
+/// The parameters an operation declares `in` a location (`"query"` or `"path"`), path-level
+/// ones included, as one object schema: each parameter a property with its own schema, the
+/// required ones required, nothing undeclared allowed. What a request sends there can then be
+/// checked like a body (see [`parameters_to_json`]).
+pub fn parameters_schema(
+    spec: &Value,
+    path: &str,
+    method: &str,
+    location: &str,
+) -> Result<Value, String> {
+    let item = at(spec, &format!("/paths/{}", pointer_key(path)))?;
+    let operation = item
+        .get(method)
+        .ok_or_else(|| format!("no {method} operation on {path}"))?;
+    let declared = item
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(
+            operation
+                .get("parameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for parameter in declared {
+        let parameter = resolve_ref(parameter, spec);
+        if parameter.get("in").and_then(Value::as_str) != Some(location) {
+            continue;
+        }
+        let name = parameter
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("a parameter of {method} {path} has no name"))?;
+        let schema = parameter
+            .get("schema")
+            .cloned()
+            .unwrap_or(Value::Bool(true));
+        properties.insert(name.to_owned(), schema);
+        if parameter.get("required").and_then(Value::as_bool) == Some(true) {
+            required.push(Value::String(name.to_owned()));
+        }
+    }
+    let mut schema = serde_json::json!({
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false,
+    });
+    // Draft 4 wants a non-empty `required`.
+    if !required.is_empty() {
+        schema["required"] = Value::Array(required);
+    }
+    Ok(schema)
+}
+
+/// A validator for an operation's parameters in one location (see [`parameters_schema`]);
+/// also returns the schema, for [`parameters_to_json`].
+pub fn parameters_validator(
+    spec: &Value,
+    path: &str,
+    method: &str,
+    location: &str,
+) -> Result<(jsonschema::Validator, Value), Box<dyn std::error::Error>> {
+    let schema = parameters_schema(spec, path, method, location)?;
+    let validator = schema_validator(
+        spec,
+        schema.clone(),
+        &format!("{location} parameters of {method} {path}"),
+    )?;
+    Ok((validator, schema))
+}
+
+/// Name/value pairs (a query string's, or a path's from [`path_parameters`]) as a JSON object,
+/// values coerced to the types the parameters declare. A name given twice is kept as given
+/// twice would be by a server reading one value: the last.
+pub fn parameters_to_json(pairs: &[(String, String)], schema: &Value, spec: &Value) -> Value {
+    flat_form_to_json(pairs, schema, spec)
+}
+
+/// The values a concrete `actual` path gives the `{name}` placeholders of `template` (which
+/// may sit inside a segment, as in `{Sid}.json`); `None` when the path does not fit.
+pub fn path_parameters(template: &str, actual: &str) -> Option<Vec<(String, String)>> {
+    let template: Vec<&str> = template.trim_matches('/').split('/').collect();
+    let actual: Vec<&str> = actual.trim_matches('/').split('/').collect();
+    if template.len() != actual.len() {
+        return None;
+    }
+    let mut found = Vec::new();
+    for (pattern, segment) in template.iter().zip(&actual) {
+        match (pattern.find('{'), pattern.find('}')) {
+            (Some(open), Some(close)) if open < close => {
+                let (prefix, suffix) = (&pattern[..open], &pattern[close + 1..]);
+                let value = segment.strip_prefix(prefix)?.strip_suffix(suffix)?;
+                let value = url::form_urlencoded::parse(format!("v={value}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())?;
+                found.push((pattern[open + 1..close].to_owned(), value));
+            }
+            _ if pattern == segment => {}
+            _ => return None,
+        }
+    }
+    Some(found)
 }
 
 /// Fails with every validation error, naming the instance path.
