@@ -237,6 +237,10 @@ fn reason_words(reason: &str, spanish: bool) -> Option<(&'static str, &'static s
             ("deposit link not created", "deposit links not created"),
             ("enlace de anticipo fallido", "enlaces de anticipo fallidos"),
         ),
+        "timer_failed" => (
+            ("scheduled step that failed", "scheduled steps that failed"),
+            ("paso programado fallido", "pasos programados fallidos"),
+        ),
         _ => return None,
     };
     Some(if spanish { es } else { en })
@@ -281,6 +285,21 @@ mod tests {
         assert_eq!(Encoding::of(&text), Encoding::Gsm7);
         let shared = digest_text("es", ["ambiguous_sender"].into_iter());
         assert_eq!(Encoding::of(&shared), Encoding::Gsm7, "{shared}");
+    }
+
+    #[test]
+    fn a_timer_given_up_reads_as_a_failed_step_in_both_languages() {
+        assert_eq!(
+            digest_text("en", ["timer_failed", "timer_failed"].into_iter()),
+            "ARO: 2 items need staff: 2 scheduled steps that failed. See the staff view."
+        );
+        let es = digest_text("es", ["timer_failed"].into_iter());
+        assert_eq!(
+            es,
+            "ARO: 1 asunto espera al personal: 1 paso programado fallido. Vea la vista del \
+             personal."
+        );
+        assert_eq!(Encoding::of(&es), Encoding::Gsm7, "{es}");
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! Firing due timers, one per transaction: the claim, the decision and the timer's `fired`
 //! mark commit together, so a timer fires exactly once even with several replicas, and one
 //! failing timer never holds back the others.
+//!
+//! A timer whose job fails is retried on business time with full jitter (its visit's workflow is
+//! `retrying` meanwhile); after [`timers::MAX_ATTEMPTS`] it is given up: the timer is `failed`,
+//! its workflow `failed`, what the run still had planned is called off, and staff get an
+//! escalation (`timer_failed`, announced by `escalation.opened`).
 
 use crate::ctx::{Ctx, EngineSettings};
 use crate::error::{EngineError, EngineResult};
@@ -9,13 +14,11 @@ use crate::timers::{self, TimerKind};
 use crate::visits;
 use aro_domain::EventType;
 use aro_domain::appointment::{Appointment, AppointmentStatus};
+use aro_domain::workflow::WorkflowState;
 use aro_store::engine_rows::TimerRow;
 use aro_store::{AggregateRef, Store, StoreError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-
-/// Attempts before a timer that keeps failing is given up (and staff are told).
-const TIMER_MAX_ATTEMPTS: i64 = 5;
 
 pub enum Fired {
     /// Nothing was due.
@@ -59,7 +62,7 @@ pub async fn fire_one(
     now: DateTime<Utc>,
     settings: &EngineSettings,
 ) -> EngineResult<Fired> {
-    let settings = settings.clone();
+    let job_settings = settings.clone();
     let outcome = store
         .write(move |tx| {
             Box::pin(async move {
@@ -74,7 +77,7 @@ pub async fn fire_one(
                     now,
                     format!("timer:{id}"),
                     crate::engine::ENGINE_ACTOR.into(),
-                    settings,
+                    job_settings,
                 )
                 .await
                 .map_err(failed(&timer))?;
@@ -89,6 +92,13 @@ pub async fn fire_one(
                     .update_timer(&done)
                     .await
                     .map_err(|e| failed(&timer)(e.into()))?;
+                if TimerKind::parse(&timer.kind) != Some(TimerKind::EscalationDigest) {
+                    // This timer is done: its visit's run may now wait for the next one, leave
+                    // `retrying`, or be complete.
+                    visits::settle_visit(&mut ctx, &timer.aggregate_id)
+                        .await
+                        .map_err(failed(&timer))?;
+                }
                 ctx.finish().await.map_err(failed(&timer))?;
                 Ok(Some((id, timer.kind)))
             })
@@ -109,7 +119,7 @@ pub async fn fire_one(
             }
             let message = error.to_string();
             tracing::error!(timer = %timer.id, kind = %timer.kind, error = %message, "timer failed");
-            give_up_or_retry(store, timer.clone(), &message, now).await?;
+            give_up_or_retry(store, timer.clone(), &message, now, settings).await?;
             Ok(Fired::Failed {
                 timer_id: timer.id,
                 error: message,
@@ -119,24 +129,131 @@ pub async fn fire_one(
     }
 }
 
+/// Counts the failure on the timer and reschedules it with jitter, or gives it up; the visit's
+/// workflow follows (`retrying`, `failed` with an escalation). When that bookkeeping itself
+/// cannot be done (the tenant or the visit cannot be read), the timer is still rescheduled or
+/// given up, so a broken timer never spins.
 async fn give_up_or_retry(
     store: &Store,
     mut timer: TimerRow,
     message: &str,
     now: DateTime<Utc>,
+    settings: &EngineSettings,
 ) -> EngineResult<()> {
     timer.attempt += 1;
     timer.last_error = Some(message.chars().take(500).collect());
-    if timer.attempt >= TIMER_MAX_ATTEMPTS {
+    timer.lease_owner = None;
+    timer.lease_until = None;
+    if timer.attempt >= timers::MAX_ATTEMPTS {
         timer.status = "failed".into();
     } else {
         // Backoff on business time: the timer is re-examined after a while.
-        timer.due_at = now + Duration::seconds(30 * (1 << timer.attempt.min(10)));
+        let delay = timers::retry_delay(timer.attempt, &mut rand::rng());
+        timer.due_at = aro_store::micros(now + delay);
     }
-    store
-        .write(move |tx| Box::pin(async move { tx.raw().update_timer(&timer).await.map(|_| ()) }))
-        .await
-        .map_err(EngineError::Store)
+    let row = timer.clone();
+    let settings = settings.clone();
+    let recorded = store
+        .write(move |tx| {
+            Box::pin(async move {
+                tx.raw().update_timer(&row).await?;
+                let mut ctx = Ctx::new(
+                    tx,
+                    &row.tenant_id,
+                    now,
+                    format!("timer:{}", row.id),
+                    crate::engine::ENGINE_ACTOR.into(),
+                    settings,
+                )
+                .await?;
+                ctx.causation_id = Some(row.id.clone());
+                record_failure(&mut ctx, &row).await?;
+                ctx.finish().await.map(|_| ())
+            })
+        })
+        .await;
+    match recorded {
+        Ok(()) => Ok(()),
+        Err(EngineError::Store(e)) if e.is_retryable() => Err(EngineError::Store(e)),
+        Err(e) => {
+            tracing::error!(timer = %timer.id, error = %e, "timer failure not recorded on its workflow");
+            store
+                .write(move |tx| {
+                    Box::pin(async move { tx.raw().update_timer(&timer).await.map(|_| ()) })
+                })
+                .await
+                .map_err(EngineError::Store)
+        }
+    }
+}
+
+/// The workflow side of a failed attempt (the timer row is already updated in this transaction).
+async fn record_failure(ctx: &mut Ctx<'_, '_>, timer: &TimerRow) -> EngineResult<()> {
+    let kind = TimerKind::parse(&timer.kind);
+    if kind == Some(TimerKind::EscalationDigest) {
+        // The digest is how staff hear of escalations: one about the digest itself could only
+        // travel by the next digest. The error log says it; the next escalation schedules a
+        // new digest.
+        if timer.status == "failed" {
+            tracing::error!(timer = %timer.id, "escalation digest given up");
+        }
+        return Ok(());
+    }
+    let tenant = ctx.tenant_id().to_owned();
+    let a = ctx.tx.get_appointment(&tenant, &timer.aggregate_id).await?;
+    let run = match &timer.workflow_id {
+        Some(id) => ctx.tx.raw().get_workflow(&tenant, id).await?,
+        None => match &a {
+            Some(a) => visits::workflow_of(ctx, a.id.as_str()).await?,
+            None => None,
+        },
+    };
+    ctx.workflow_id = run.as_ref().map(|wf| wf.id.clone());
+    let given_up = timer.status == "failed";
+    if given_up && let Some(a) = &a {
+        if kind == Some(TimerKind::Reminder) {
+            let template = timer
+                .payload
+                .0
+                .get("template")
+                .and_then(Value::as_str)
+                .unwrap_or("reminder")
+                .to_owned();
+            visits::mark_reminder_outcome(
+                ctx,
+                a.id.as_str(),
+                &template,
+                "failed",
+                Some("timer_failed"),
+            )
+            .await?;
+        }
+        visits::call_off_after_failure(ctx, a).await?;
+    }
+    let mut run_id = None;
+    if let Some(mut wf) = run
+        && !visits::state_of(&wf)?.is_terminal()
+    {
+        wf.attempt = timer.attempt;
+        let (to, step) = if given_up {
+            (WorkflowState::Failed, format!("failed_{}", timer.kind))
+        } else {
+            (WorkflowState::Retrying, format!("retry_{}", timer.kind))
+        };
+        run_id = Some(visits::move_workflow(ctx, wf, to, &step).await?.id);
+    }
+    if given_up {
+        crate::escalations::open(
+            ctx,
+            a.as_ref().map(|a| a.id.as_str()),
+            a.as_ref().map(|a| a.customer_id.as_str()),
+            "timer_failed",
+            json!({"timerId": timer.id, "timerKind": timer.kind, "attempts": timer.attempt,
+                   "workflowId": run_id}),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn appointment(ctx: &mut Ctx<'_, '_>, timer: &TimerRow) -> EngineResult<Option<Appointment>> {

@@ -2,6 +2,10 @@
 //! rescheduled, removed when it is cancelled, stopped when the patient confirms; the automatic
 //! completion two hours after its end; what follows an outcome. Every change goes through the
 //! appointment state machine and leaves an event carrying the appointment as it now is.
+//!
+//! The visit's workflow run follows the workflow state machine: `pending` → `running` (planning)
+//! → `waiting` (for its timers) ⇄ `retrying` (a timer being retried) → `completed` (outcome in,
+//! nothing more planned), `cancelled` (visit cancelled) or `failed` (a timer gave up).
 
 use crate::ctx::Ctx;
 use crate::error::{EngineError, EngineResult};
@@ -12,7 +16,7 @@ use aro_domain::EventType;
 use aro_domain::appointment::{AUTO_COMPLETE_AFTER, Appointment, AppointmentStatus};
 use aro_domain::customer::Customer;
 use aro_domain::values::Phone;
-use aro_domain::workflow::WorkflowState;
+use aro_domain::workflow::{WorkflowState, WorkflowTransitionError};
 use aro_store::AggregateRef;
 use aro_store::engine_rows::{ReminderLogRow, WorkflowRow};
 use chrono::Duration;
@@ -25,7 +29,8 @@ pub fn aggregate(a: &Appointment) -> AggregateRef {
     AggregateRef::new("appointment", a.id.as_str())
 }
 
-/// The visit workflow of an appointment, if one was started.
+/// The visit's latest workflow run, if one was started. A visit has one run at a time; a new one
+/// starts only after the last one ended (see [`active_run`]).
 pub async fn workflow_of(
     ctx: &mut Ctx<'_, '_>,
     appointment_id: &str,
@@ -37,42 +42,70 @@ pub async fn workflow_of(
         .workflows_for_aggregate(&tenant, appointment_id)
         .await?
         .into_iter()
-        .find(|w| w.kind == VISIT_WORKFLOW))
+        .rfind(|w| w.kind == VISIT_WORKFLOW))
 }
 
-/// Moves a workflow along its state machine; an impossible move is logged, not applied.
-pub async fn set_workflow_state(
+/// A refused workflow move as an engine error: the engine never asks for one on purpose, so this
+/// is a conflict with what is stored, not something the caller did wrong.
+fn refused(e: WorkflowTransitionError) -> EngineError {
+    EngineError::Conflict {
+        code: "WORKFLOW_TRANSITION",
+        message: e.to_string(),
+    }
+}
+
+pub fn state_of(wf: &WorkflowRow) -> EngineResult<WorkflowState> {
+    WorkflowState::parse(&wf.state).ok_or_else(|| {
+        EngineError::validation(
+            "workflow.state",
+            format!("unknown workflow state {:?}", wf.state),
+        )
+    })
+}
+
+/// The moves from `from` to `to` that the state machine allows: the direct one, else one by way
+/// of `running` (waiting → running → completed: the run wakes up to finish) or `retrying`.
+/// Every hop is a [`WorkflowState::transition`]; no way at all is its error.
+fn moves(
+    from: WorkflowState,
+    to: WorkflowState,
+) -> Result<Vec<WorkflowState>, WorkflowTransitionError> {
+    if from == to {
+        return Ok(Vec::new());
+    }
+    if let Ok(next) = from.transition(to) {
+        return Ok(vec![next]);
+    }
+    for via in [WorkflowState::Running, WorkflowState::Retrying] {
+        if let (Ok(first), Ok(second)) = (from.transition(via), via.transition(to)) {
+            return Ok(vec![first, second]);
+        }
+    }
+    from.transition(to).map(|next| vec![next])
+}
+
+/// Moves a workflow to `to` along its state machine and records `step`; a move the machine does
+/// not allow (out of `completed`, `failed` or `cancelled`) is a `WORKFLOW_TRANSITION` conflict.
+pub async fn move_workflow(
     ctx: &mut Ctx<'_, '_>,
     mut wf: WorkflowRow,
     to: WorkflowState,
     step: &str,
 ) -> EngineResult<WorkflowRow> {
-    let from = WorkflowState::parse(&wf.state).unwrap_or(WorkflowState::Pending);
-    if from == to {
-        wf.step = Some(step.to_owned());
-    } else {
-        match from.transition(to) {
-            Ok(_) => {
-                wf.state = to.as_str().into();
-                wf.step = Some(step.to_owned());
-            }
-            Err(e) => {
-                tracing::debug!(workflow = %wf.id, error = %e, "workflow state unchanged");
-                return Ok(wf);
-            }
-        }
-    }
+    let from = state_of(&wf)?;
+    let state = moves(from, to)
+        .map_err(refused)?
+        .last()
+        .copied()
+        .unwrap_or(from);
+    wf.state = state.as_str().into();
+    wf.step = Some(step.to_owned());
     wf.updated_at = ctx.now;
     ctx.tx.raw().update_workflow(&wf).await?;
     Ok(wf)
 }
 
-/// Makes `ctx` act within the appointment's visit workflow, starting one when missing.
-pub async fn enter_workflow(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<WorkflowRow> {
-    if let Some(wf) = workflow_of(ctx, a.id.as_str()).await? {
-        ctx.workflow_id = Some(wf.id.clone());
-        return Ok(wf);
-    }
+async fn start_run(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<WorkflowRow> {
     let wf = WorkflowRow {
         tenant_id: ctx.tenant_id().to_owned(),
         id: aro_store::ids::new_id(aro_domain::ids::prefix::WORKFLOW),
@@ -91,6 +124,94 @@ pub async fn enter_workflow(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineRes
     ctx.workflow_id = Some(wf.id.clone());
     Ok(wf)
 }
+
+/// Makes `ctx` act within the appointment's visit workflow (its latest run, ended or not),
+/// starting one when missing.
+pub async fn enter_workflow(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<WorkflowRow> {
+    if let Some(wf) = workflow_of(ctx, a.id.as_str()).await? {
+        ctx.workflow_id = Some(wf.id.clone());
+        return Ok(wf);
+    }
+    start_run(ctx, a).await
+}
+
+/// The run that plans what comes next for the visit: the current one, or a new one when the last
+/// ended (an outcome corrected after its run completed, a visit moved after its run failed).
+pub async fn active_run(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<WorkflowRow> {
+    match workflow_of(ctx, a.id.as_str()).await? {
+        Some(wf) if !state_of(&wf)?.is_terminal() => {
+            ctx.workflow_id = Some(wf.id.clone());
+            Ok(wf)
+        }
+        _ => start_run(ctx, a).await,
+    }
+}
+
+/// Puts a run in the state the visit's facts call for: `cancelled` with the visit; `retrying`
+/// while a timer of the visit is being retried; `completed` once the visit has its outcome and
+/// nothing more is planned for it (no pending timer: its follow-ups fired or were called off);
+/// `waiting` otherwise. A run that already ended stays as it is.
+pub async fn settle(
+    ctx: &mut Ctx<'_, '_>,
+    a: &Appointment,
+    wf: WorkflowRow,
+) -> EngineResult<WorkflowRow> {
+    if state_of(&wf)?.is_terminal() {
+        return Ok(wf);
+    }
+    let tenant = ctx.tenant_id().to_owned();
+    let pending = ctx
+        .tx
+        .raw()
+        .pending_timers_for_aggregate(&tenant, a.id.as_str())
+        .await?;
+    let retried = pending.iter().find(|t| t.attempt > 0);
+    let (to, step) = if a.status == AppointmentStatus::Cancelled {
+        (WorkflowState::Cancelled, "cancelled".to_owned())
+    } else if let Some(t) = retried {
+        (WorkflowState::Retrying, format!("retry_{}", t.kind))
+    } else if pending.is_empty() && a.status.is_outcome() {
+        (WorkflowState::Completed, "done".to_owned())
+    } else {
+        let step = match a.status {
+            AppointmentStatus::Completed => "after_visit",
+            AppointmentStatus::NoShow => "after_no_show",
+            _ => "awaiting_visit",
+        };
+        (WorkflowState::Waiting, step.to_owned())
+    };
+    move_workflow(ctx, wf, to, &step).await
+}
+
+/// Settles the visit's run after one of its timers fired (see [`settle`]).
+pub async fn settle_visit(ctx: &mut Ctx<'_, '_>, appointment_id: &str) -> EngineResult<()> {
+    let tenant = ctx.tenant_id().to_owned();
+    let Some(a) = ctx.tx.get_appointment(&tenant, appointment_id).await? else {
+        return Ok(());
+    };
+    if let Some(wf) = workflow_of(ctx, appointment_id).await? {
+        settle(ctx, &a, wf).await?;
+    }
+    Ok(())
+}
+
+/// A timer of the visit gave up: its run is over. What it still had planned is called off (the
+/// reminders' log rows say `workflow_failed`); staff take the visit from here. A later
+/// reschedule or outcome starts a new run.
+pub async fn call_off_after_failure(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<()> {
+    cancel_reminders(ctx, a, "cancelled", "workflow_failed", true).await?;
+    timers::cancel(ctx, a.id.as_str(), &FOLLOW_UPS).await?;
+    Ok(())
+}
+
+/// The timers a visit has besides its reminders and the wait for a reply.
+const FOLLOW_UPS: [TimerKind; 5] = [
+    TimerKind::AutoComplete,
+    TimerKind::ReviewRequest,
+    TimerKind::RebookOffer,
+    TimerKind::DepositNudge,
+    TimerKind::DepositAlert,
+];
 
 /// Writes an appointment change (optimistic on version) and emits its event.
 pub async fn save(
@@ -213,8 +334,8 @@ pub async fn schedule_reminders(
     a: &Appointment,
     customer: &Customer,
 ) -> EngineResult<()> {
-    let wf = enter_workflow(ctx, a).await?;
-    let wf = set_workflow_state(ctx, wf, WorkflowState::Running, "planning").await?;
+    let wf = active_run(ctx, a).await?;
+    let wf = move_workflow(ctx, wf, WorkflowState::Running, "planning").await?;
     let text_capable = customer.phone.as_ref().is_some_and(Phone::is_text_capable);
     let policies = ctx.tenant.config.policies.clone();
     if !text_capable || a.needs_contact {
@@ -288,7 +409,7 @@ pub async fn schedule_reminders(
         json!({}),
     )
     .await?;
-    set_workflow_state(ctx, wf, WorkflowState::Waiting, "awaiting_visit").await?;
+    settle(ctx, a, wf).await?;
     Ok(())
 }
 
@@ -345,27 +466,20 @@ pub async fn unschedule_reminders(
 
 /// The patient confirmed: no more reminders for this visit.
 pub async fn on_confirmed(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<()> {
-    enter_workflow(ctx, a).await?;
-    cancel_reminders(ctx, a, "skipped", "confirmed", true).await
+    let wf = enter_workflow(ctx, a).await?;
+    cancel_reminders(ctx, a, "skipped", "confirmed", true).await?;
+    // A reminder being retried may just have been called off.
+    settle(ctx, a, wf).await?;
+    Ok(())
 }
 
-/// The visit was cancelled: everything pending for it goes.
+/// The visit was cancelled: everything pending for it goes and its run is `cancelled` (a run
+/// that had already failed stays `failed`).
 pub async fn on_cancelled(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<()> {
     let wf = enter_workflow(ctx, a).await?;
     unschedule_reminders(ctx, a, "cancelled", true).await?;
-    timers::cancel(
-        ctx,
-        a.id.as_str(),
-        &[
-            TimerKind::AutoComplete,
-            TimerKind::ReviewRequest,
-            TimerKind::RebookOffer,
-            TimerKind::DepositNudge,
-            TimerKind::DepositAlert,
-        ],
-    )
-    .await?;
-    set_workflow_state(ctx, wf, WorkflowState::Cancelled, "cancelled").await?;
+    timers::cancel(ctx, a.id.as_str(), &FOLLOW_UPS).await?;
+    settle(ctx, a, wf).await?;
     Ok(())
 }
 
@@ -381,10 +495,11 @@ pub async fn on_rescheduled(
     schedule_reminders(ctx, a, customer).await
 }
 
-/// The visit happened: reminders stop; the review request (and later the rebooking offer)
-/// are scheduled.
+/// The visit happened: reminders and deposit nudges stop (they only serve an upcoming visit);
+/// the review request and the rebooking offer are scheduled. The run waits for them, then
+/// completes.
 pub async fn on_completed(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<()> {
-    let wf = enter_workflow(ctx, a).await?;
+    let wf = active_run(ctx, a).await?;
     timers::cancel(
         ctx,
         a.id.as_str(),
@@ -392,17 +507,21 @@ pub async fn on_completed(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResul
             TimerKind::Reminder,
             TimerKind::NoReplyCheck,
             TimerKind::AutoComplete,
+            TimerKind::DepositNudge,
+            TimerKind::DepositAlert,
         ],
     )
     .await?;
     crate::followups::schedule_after_visit(ctx, a).await?;
-    set_workflow_state(ctx, wf, WorkflowState::Waiting, "after_visit").await?;
+    settle(ctx, a, wf).await?;
     Ok(())
 }
 
-/// The patient did not come: no review; recovery and risk instead.
+/// The patient did not come: no review; recovery and risk instead. With its recovery text
+/// queued nothing more is planned, so the run completes (a later correction to completed
+/// starts a new run for the review request and the rebooking offer).
 pub async fn on_no_show(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<()> {
-    let wf = enter_workflow(ctx, a).await?;
+    let wf = active_run(ctx, a).await?;
     timers::cancel(
         ctx,
         a.id.as_str(),
@@ -412,11 +531,13 @@ pub async fn on_no_show(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResult<
             TimerKind::AutoComplete,
             TimerKind::ReviewRequest,
             TimerKind::RebookOffer,
+            TimerKind::DepositNudge,
+            TimerKind::DepositAlert,
         ],
     )
     .await?;
     crate::followups::after_no_show(ctx, a).await?;
-    set_workflow_state(ctx, wf, WorkflowState::Waiting, "after_no_show").await?;
+    settle(ctx, a, wf).await?;
     Ok(())
 }
 
