@@ -496,6 +496,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_state_gauge_follows_every_transition() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let gauge = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("aro_circuit_breaker_state{destination=\"twilio:AC1\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        let b = breakers(
+            consecutive_only()
+                .with_consecutive_failures(3)
+                .with_cool_down(Duration::ZERO, Duration::ZERO),
+        );
+        metrics::with_local_recorder(&recorder, || succeed(&b, 1));
+        assert_eq!(gauge(&handle.render()).as_deref(), Some("0"), "closed");
+        metrics::with_local_recorder(&recorder, || fail(&b, 3));
+        assert_eq!(gauge(&handle.render()).as_deref(), Some("2"), "open");
+        // No cool-down: the next call is a half-open probe, and its success closes it.
+        metrics::with_local_recorder(&recorder, || {
+            let probe = b.admit(DEST).expect("a probe is let through");
+            assert!(probe.is_probe());
+            assert_eq!(b.state(DEST), BreakerState::HalfOpen);
+        });
+        assert_eq!(gauge(&handle.render()).as_deref(), Some("1"), "half-open");
+        metrics::with_local_recorder(&recorder, || succeed(&b, 1));
+        assert_eq!(
+            gauge(&handle.render()).as_deref(),
+            Some("0"),
+            "closed again"
+        );
+        assert!(handle.render().contains(
+            "aro_circuit_breaker_transitions_total{destination=\"twilio:AC1\",to=\"open\"} 1"
+        ));
+    }
+
     /// Only the consecutive trip, to test it alone.
     fn consecutive_only() -> BreakerConfig {
         BreakerConfig::default().with_failure_rate(50, 0)
