@@ -187,6 +187,8 @@ pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineRe
         // Any reply ends the wait for one.
         timers::cancel(ctx, a.id.as_str(), &[TimerKind::NoReplyCheck]).await?;
         crate::visits::enter_workflow(ctx, a).await?;
+        // A wait being retried may just have been called off: the run follows.
+        crate::visits::settle_visit(ctx, a.id.as_str()).await?;
     }
     let language_hint = m
         .appointment

@@ -567,6 +567,8 @@ pub async fn check_in(
         ],
     )
     .await?;
+    // A reminder being retried was just called off: the run is no longer `retrying`.
+    visits::settle_visit(ctx, a.id.as_str()).await?;
     Ok(visits::aggregate(&a))
 }
 
