@@ -180,6 +180,11 @@ pub async fn send_to_patient(ctx: &mut Ctx<'_, '_>, text: PatientText<'_>) -> En
         return Ok(Sent::Refused(Refusal::NoConsent));
     }
     if !text.direct_answer && !text.confirms_opt_out {
+        // One sender at a time per number: two replicas (or timers) must not both count the
+        // same last slot under the cap. Keyed by the blind index, never the number itself.
+        let tenant = ctx.tenant_id().to_owned();
+        let index = ctx.tx.phone_index(&tenant, &phone);
+        ctx.tx.lock(&format!("message-cap:{tenant}:{index}")).await?;
         let cap = ctx.tenant.config.policies.max_messages_per24h;
         if counted_in_last_day(ctx, &phone).await? >= cap {
             tracing::info!(tenant = %ctx.tenant.id, customer = %text.customer.id, purpose = text.purpose, "send refused: message cap reached");
