@@ -1,7 +1,7 @@
 //! The sandbox side (DESIGN.md "Sandbox"): what a tester or a test drives — the patient's phone
 //! (`/sandbox/messages`, `/sandbox/reply`), the booking page (`/sandbox/bookings…`), the payment
-//! page (`/sandbox/payments…`), fault injection, per-tenant switches and extra Twilio accounts
-//! (`/sandbox/accounts`, for tenants with credentials of their own). JSON in camelCase, errors
+//! page (`/sandbox/payments…`), fault injection, per-tenant switches and extra provider
+//! accounts (`/sandbox/accounts`, for tenants with credentials of their own). JSON in camelCase, errors
 //! in ARO's envelope; never subject to faults. `tenantId` defaults to `default`.
 
 use crate::calendly::{self, BookingRef, NewBooking};
@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Deserialize;
@@ -42,6 +42,7 @@ pub(crate) fn router(sandbox: Sandbox) -> Router {
         )
         .route("/sandbox/settings", post(set_switches).get(get_switches))
         .route("/sandbox/accounts", post(add_account).get(list_accounts))
+        .route("/sandbox/accounts/{provider}/{id}", delete(remove_account))
         .with_state(sandbox)
 }
 
@@ -350,6 +351,7 @@ async fn payments(
                 "amountMinor": link.amount_minor,
                 "currency": link.currency.to_ascii_uppercase(),
                 "status": link.status.as_str(),
+                "account": link.account,
                 "metadata": link.metadata,
             })
         })
@@ -592,54 +594,202 @@ async fn get_switches(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AccountRequest {
     provider: Provider,
-    account_sid: String,
-    auth_token: aro_config::Secret,
+    // Twilio
+    #[serde(default)]
+    account_sid: Option<String>,
+    #[serde(default)]
+    auth_token: Option<aro_config::Secret>,
+    // Stripe
+    #[serde(default)]
+    secret_key: Option<aro_config::Secret>,
+    #[serde(default)]
+    webhook_secret: Option<aro_config::Secret>,
+    // Calendly
+    #[serde(default)]
+    api_token: Option<aro_config::Secret>,
+    #[serde(default)]
+    webhook_signing_key: Option<aro_config::Secret>,
+    #[serde(default)]
+    tenant_id: Option<String>,
 }
 
-/// `POST /sandbox/accounts {provider: "twilio", accountSid, authToken}`: the Twilio API accepts
-/// this account too from now on (a tenant's own, set in ARO with `aro tenant providers set`),
-/// keeps its messages apart from other accounts', and signs the webhooks about them (status
-/// callbacks, replies to its texts) with its auth token, as Twilio does. Adding it again
-/// replaces the token.
+/// A secret that must be given, non-blank and without surrounding whitespace (as ARO's own
+/// validation of tenants' credentials asks).
+fn secret(
+    value: Option<aro_config::Secret>,
+    field: &'static str,
+) -> Result<aro_config::Secret, ApiError> {
+    let value = value.ok_or_else(|| ApiError::validation(field, "is required"))?;
+    let text = value.expose();
+    if text.trim().is_empty() || text.trim() != text {
+        return Err(ApiError::validation(
+            field,
+            "must be non-blank, without surrounding whitespace",
+        ));
+    }
+    Ok(value)
+}
+
+/// Refuses fields that belong to another provider's account.
+fn only(request: &AccountRequest, allowed: &[&str]) -> Result<(), ApiError> {
+    let given = [
+        ("accountSid", request.account_sid.is_some()),
+        ("authToken", request.auth_token.is_some()),
+        ("secretKey", request.secret_key.is_some()),
+        ("webhookSecret", request.webhook_secret.is_some()),
+        ("apiToken", request.api_token.is_some()),
+        ("webhookSigningKey", request.webhook_signing_key.is_some()),
+        ("tenantId", request.tenant_id.is_some()),
+    ];
+    match given
+        .iter()
+        .find(|(name, present)| *present && !allowed.contains(name))
+    {
+        Some((name, _)) => Err(ApiError::validation(
+            *name,
+            format!("is not a field of a {} account", request.provider.as_str()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `POST /sandbox/accounts`: the provider accepts another account from now on (a tenant's own,
+/// set in ARO with `aro tenant providers set`), keeping its objects apart from other accounts'
+/// and signing the webhooks about them with its own secret, as the provider does.
+/// - `{provider: "twilio", accountSid, authToken}`: its messages, status callbacks and replies
+///   to its texts; adding a SID again replaces the token. 201 `{provider, accountSid}`.
+/// - `{provider: "stripe", secretKey, webhookSecret}`: its prices and payment links, and the
+///   Checkout events about its links; adding a key again keeps its id and replaces the webhook
+///   secret. 201 `{provider, accountId}` (`acct_…`).
+/// - `{provider: "calendly", apiToken, webhookSigningKey, tenantId?}`: the tenant's bookings
+///   from now on (those made before stay with their user); adding one again for the tenant
+///   keeps its id and replaces token and key. 201 `{provider, accountId, tenantId}` (the
+///   user's uuid).
 async fn add_account(
     State(sandbox): State<Sandbox>,
     ApiJson(request): ApiJson<AccountRequest>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
-    if request.provider != Provider::Twilio {
-        return Err(ApiError::validation(
-            "provider",
-            "only Twilio accounts can be added (Stripe and Calendly take the configured credentials)",
-        ));
+    match request.provider {
+        Provider::Twilio => {
+            only(&request, &["accountSid", "authToken"])?;
+            let sid = request
+                .account_sid
+                .as_deref()
+                .map(str::trim)
+                .ok_or_else(|| ApiError::validation("accountSid", "is required"))?
+                .to_owned();
+            if !(sid.len() == 34
+                && sid.starts_with("AC")
+                && sid.bytes().skip(2).all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(ApiError::validation(
+                    "accountSid",
+                    "a Twilio Account SID is AC followed by 32 hex characters",
+                ));
+            }
+            let token = secret(request.auth_token, "authToken")?;
+            sandbox.state().twilio.add_account(&sid, token);
+            tracing::info!(account = %sid, "twilio account added");
+            Ok((
+                StatusCode::CREATED,
+                ApiJson(json!({"provider": "twilio", "accountSid": sid})),
+            ))
+        }
+        Provider::Stripe => {
+            only(&request, &["secretKey", "webhookSecret"])?;
+            let key = secret(request.secret_key, "secretKey")?;
+            if !(key.expose().starts_with("sk_") || key.expose().starts_with("rk_")) {
+                return Err(ApiError::validation(
+                    "secretKey",
+                    "a Stripe secret key starts with sk_ (or rk_ for a restricted key)",
+                ));
+            }
+            if key.expose() == sandbox.settings().stripe.secret_key.expose() {
+                return Err(ApiError::validation(
+                    "secretKey",
+                    "is the configured key, whose account exists already",
+                ));
+            }
+            let webhook_secret = secret(request.webhook_secret, "webhookSecret")?;
+            if !webhook_secret.expose().starts_with("whsec_") {
+                return Err(ApiError::validation(
+                    "webhookSecret",
+                    "a Stripe webhook signing secret starts with whsec_",
+                ));
+            }
+            let id = sandbox.state().stripe.add_account(key, webhook_secret);
+            tracing::info!(account = %id, "stripe account added");
+            Ok((
+                StatusCode::CREATED,
+                ApiJson(json!({"provider": "stripe", "accountId": id})),
+            ))
+        }
+        Provider::Calendly => {
+            only(&request, &["apiToken", "webhookSigningKey", "tenantId"])?;
+            let tenant_id = tenant(request.tenant_id.as_deref())?;
+            let token = secret(request.api_token, "apiToken")?;
+            if token.expose() == sandbox.settings().calendly.api_token.expose() {
+                return Err(ApiError::validation(
+                    "apiToken",
+                    "is the configured token, whose user exists already",
+                ));
+            }
+            let key = secret(request.webhook_signing_key, "webhookSigningKey")?;
+            let id = sandbox.state().calendly.add_account(&tenant_id, token, key);
+            tracing::info!(account = %id, tenant = %tenant_id, "calendly account added");
+            Ok((
+                StatusCode::CREATED,
+                ApiJson(json!({"provider": "calendly", "accountId": id, "tenantId": tenant_id})),
+            ))
+        }
     }
-    let sid = request.account_sid.trim();
-    if !(sid.len() == 34
-        && sid.starts_with("AC")
-        && sid.bytes().skip(2).all(|b| b.is_ascii_hexdigit()))
-    {
-        return Err(ApiError::validation(
-            "accountSid",
-            "a Twilio Account SID is AC followed by 32 hex characters",
-        ));
-    }
-    if request.auth_token.expose().trim().is_empty() {
-        return Err(ApiError::validation("authToken", "is empty"));
-    }
-    sandbox.state().twilio.add_account(sid, request.auth_token);
-    tracing::info!(account = sid, "twilio account added");
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(json!({"provider": "twilio", "accountSid": sid})),
-    ))
 }
 
-/// `GET /sandbox/accounts`: the added accounts' SIDs (never a token).
+/// `GET /sandbox/accounts`: the added accounts' ids (never a secret).
 async fn list_accounts(State(sandbox): State<Sandbox>) -> ApiJson<Value> {
-    let accounts: Vec<Value> = sandbox
-        .state()
+    let state = sandbox.state();
+    let twilio = state
         .twilio
         .added_accounts()
         .into_iter()
-        .map(|sid| json!({"provider": "twilio", "accountSid": sid}))
-        .collect();
+        .map(|sid| json!({"provider": "twilio", "accountSid": sid}));
+    let stripe = state
+        .stripe
+        .added_accounts()
+        .into_iter()
+        .map(|id| json!({"provider": "stripe", "accountId": id}));
+    let calendly =
+        state.calendly.added_accounts().into_iter().map(
+            |(id, tenant)| json!({"provider": "calendly", "accountId": id, "tenantId": tenant}),
+        );
+    let accounts: Vec<Value> = twilio.chain(stripe).chain(calendly).collect();
     ApiJson(json!({"accounts": accounts}))
+}
+
+/// `DELETE /sandbox/accounts/{provider}/{id}` (a Twilio SID, a Stripe `acct_…`, a Calendly
+/// user's uuid): the provider refuses that account's credentials from now on, as after the
+/// clinic closed it; what it made stays. For Calendly, the tenant's next bookings go to the
+/// configured user again. 204, or 404.
+async fn remove_account(
+    State(sandbox): State<Sandbox>,
+    Path((provider, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let mut state = sandbox.state();
+    let removed = match provider.as_str() {
+        "twilio" => state.twilio.remove_account(&id),
+        "stripe" => state.stripe.remove_account(&id),
+        "calendly" => state.calendly.remove_account(&id),
+        _ => {
+            return Err(ApiError::validation(
+                "provider",
+                "one of twilio, stripe, calendly",
+            ));
+        }
+    };
+    if removed {
+        tracing::info!(provider = %provider, account = %id, "account removed");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("account"))
+    }
 }

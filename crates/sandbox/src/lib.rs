@@ -5,8 +5,9 @@
 //!
 //! Two faces on one port:
 //! - the provider side (`/2010-04-01/…`, `/v1/prices`, `/v1/payment_links`,
-//!   `/scheduled_events/…`): what ARO's clients call, answering as the providers do, and
-//!   subject to the faults set through `/sandbox/faults`;
+//!   `/scheduled_events/…`, `/users/me`): what ARO's clients call, answering as the providers
+//!   do (for the configured credentials and any account added through `/sandbox/accounts`),
+//!   and subject to the faults set through `/sandbox/faults`;
 //! - the sandbox side (`/sandbox/…`, DESIGN.md "Sandbox"): what a tester or a test drives — the
 //!   patient's phone, the booking page, the payment page — which makes the sandbox post the
 //!   providers' signed webhooks to core.

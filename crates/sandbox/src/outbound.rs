@@ -1,6 +1,7 @@
 //! Webhooks from the sandbox to core, signed as each provider signs them: Twilio over the URL
-//! and the form parameters, Stripe and Calendly over a fresh timestamp and the raw body (so a
-//! retry carries a new timestamp, as the providers' own retries do). A failed delivery is
+//! and the form parameters with the auth token of the account the webhook is about, Stripe and
+//! Calendly over a fresh timestamp and the raw body (so a retry carries a new timestamp, as the
+//! providers' own retries do) with the secret of the account whose object it is about. A failed delivery is
 //! logged — with the provider, kind and status, never a body — and never takes the sandbox down.
 
 use crate::faults::Provider;
@@ -10,14 +11,31 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGE
 use std::time::Duration;
 
 /// How a webhook body is encoded and signed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Payload {
-    /// Twilio: form-encoded parameters.
+    /// Twilio: form-encoded parameters (signed with the token of their `AccountSid`).
     TwilioForm(Vec<(String, String)>),
-    /// Stripe: a JSON event.
-    StripeJson(Vec<u8>),
-    /// Calendly: a JSON webhook payload.
-    CalendlyJson(Vec<u8>),
+    /// Stripe: a JSON event, signed with the webhook secret of the account it is about.
+    StripeJson {
+        body: Vec<u8>,
+        secret: aro_config::Secret,
+    },
+    /// Calendly: a JSON webhook payload, signed with the signing key of the account it is about.
+    CalendlyJson {
+        body: Vec<u8>,
+        secret: aro_config::Secret,
+    },
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bodies carry patient data and the secrets are secrets: neither is shown.
+        f.write_str(match self {
+            Self::TwilioForm(_) => "TwilioForm",
+            Self::StripeJson { .. } => "StripeJson",
+            Self::CalendlyJson { .. } => "CalendlyJson",
+        })
+    }
 }
 
 /// One webhook to post.
@@ -33,8 +51,8 @@ impl Webhook {
     fn provider(&self) -> Provider {
         match self.payload {
             Payload::TwilioForm(_) => Provider::Twilio,
-            Payload::StripeJson(_) => Provider::Stripe,
-            Payload::CalendlyJson(_) => Provider::Calendly,
+            Payload::StripeJson { .. } => Provider::Stripe,
+            Payload::CalendlyJson { .. } => Provider::Calendly,
         }
     }
 }
@@ -174,12 +192,8 @@ impl Sandbox {
                     .finish()
                     .into_bytes()
             }
-            Payload::StripeJson(body) => {
-                let signature = signatures::stripe::sign_header(
-                    settings.stripe.webhook_secret.expose(),
-                    body,
-                    now,
-                );
+            Payload::StripeJson { body, secret } => {
+                let signature = signatures::stripe::sign_header(secret.expose(), body, now);
                 insert(&mut headers, signatures::stripe::HEADER, &signature);
                 headers.insert(
                     USER_AGENT,
@@ -191,12 +205,8 @@ impl Sandbox {
                 );
                 body.clone()
             }
-            Payload::CalendlyJson(body) => {
-                let signature = signatures::calendly::sign_header(
-                    settings.calendly.webhook_signing_key.expose(),
-                    body,
-                    now,
-                );
+            Payload::CalendlyJson { body, secret } => {
+                let signature = signatures::calendly::sign_header(secret.expose(), body, now);
                 insert(&mut headers, signatures::calendly::HEADER, &signature);
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 body.clone()

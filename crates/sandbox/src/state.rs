@@ -30,6 +30,8 @@ impl std::fmt::Debug for Sandbox {
 
 struct Inner {
     settings: SandboxSettings,
+    /// When this sandbox started: the accounts' creation date.
+    started_at: chrono::DateTime<chrono::Utc>,
     http: reqwest::Client,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -88,6 +90,7 @@ impl Sandbox {
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
+                started_at: chrono::Utc::now(),
                 http,
                 shutdown,
                 tasks: TaskTracker::new(),
@@ -105,6 +108,10 @@ impl Sandbox {
 
     pub(crate) fn settings(&self) -> &SandboxSettings {
         &self.inner.settings
+    }
+
+    pub(crate) fn started_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.started_at
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {

@@ -1,8 +1,8 @@
 //! `GET /scheduled_events/{uuid}` and `GET /scheduled_events/{uuid}/invitees/{uuid}` (what an
-//! executor's `booking.fetch_invitee` calls), and the pages behind an invitee's cancel and
-//! reschedule links.
+//! executor's `booking.fetch_invitee` calls), `GET /users/me` (what an executor reads at start
+//! to check its token), and the pages behind an invitee's cancel and reschedule links.
 
-use super::{Uris, event_json, invitee_json};
+use super::{Uris, calendly_time, event_json, invitee_json};
 use crate::state::Sandbox;
 use crate::wire;
 use aro_http::ApiError;
@@ -20,17 +20,47 @@ fn error(status: StatusCode, title: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// The 401 answer when the request does not carry the configured API token as a bearer token.
-fn refusal(sandbox: &Sandbox, headers: &HeaderMap) -> Option<Response> {
+/// The user a bearer token belongs to: the configured token's, or an added user's.
+fn authenticate(sandbox: &Sandbox, headers: &HeaderMap) -> Option<String> {
     let expected = sandbox.settings().calendly.api_token.expose();
-    match wire::bearer_token(headers) {
-        Some(token) if wire::same_secret(&token, expected) => None,
-        _ => Some(error(
-            StatusCode::UNAUTHORIZED,
-            "Unauthenticated",
-            "The access token is invalid",
-        )),
+    let token = wire::bearer_token(headers)?;
+    let state = sandbox.state();
+    if wire::same_secret(&token, expected) {
+        return Some(state.calendly.user_uuid.clone());
     }
+    state.calendly.account_with_token(&token)
+}
+
+/// Calendly's answer to an unknown token.
+fn unauthenticated() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthenticated",
+        "The access token is invalid",
+    )
+}
+
+/// `GET /users/me`: the token's user.
+pub(super) async fn current_user(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Response {
+    let Some(user) = authenticate(&sandbox, &headers) else {
+        return unauthenticated();
+    };
+    let uris = Uris::new(&sandbox.settings().self_url);
+    let since = calendly_time(sandbox.started_at());
+    let slug = format!("sandbox-{}", &user[..user.len().min(8)]);
+    axum::Json(json!({"resource": {
+        "uri": uris.user(&user),
+        "name": "Sandbox host",
+        "slug": slug,
+        "email": "host@example.org",
+        "scheduling_url": format!("{}/{slug}", sandbox.settings().self_url.as_str().trim_end_matches('/')),
+        "timezone": "UTC",
+        "avatar_url": null,
+        "created_at": since,
+        "updated_at": since,
+        "current_organization": uris.organization(&user),
+    }}))
+    .into_response()
 }
 
 fn not_found() -> Response {
@@ -47,16 +77,18 @@ pub(super) async fn get_event(
     Path(event_uuid): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = refusal(&sandbox, &headers) {
-        return refused;
-    }
+    let Some(user) = authenticate(&sandbox, &headers) else {
+        return unauthenticated();
+    };
     let uris = Uris::new(&sandbox.settings().self_url);
     let state = sandbox.state();
-    match state.calendly.events.get(&event_uuid) {
-        Some(event) => {
-            let host = state.calendly.user_uuid.clone();
-            axum::Json(json!({"resource": event_json(event, &host, &uris)})).into_response()
-        }
+    match state
+        .calendly
+        .events
+        .get(&event_uuid)
+        .filter(|event| event.host == user)
+    {
+        Some(event) => axum::Json(json!({"resource": event_json(event, &uris)})).into_response(),
         None => not_found(),
     }
 }
@@ -67,16 +99,18 @@ pub(super) async fn get_invitee(
     Path((event_uuid, invitee_uuid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = refusal(&sandbox, &headers) {
-        return refused;
-    }
+    let Some(user) = authenticate(&sandbox, &headers) else {
+        return unauthenticated();
+    };
     let uris = Uris::new(&sandbox.settings().self_url);
     let state = sandbox.state();
+    let host_of = |event: &str| state.calendly.events.get(event).map(|e| e.host.as_str());
     match state
         .calendly
         .invitees
         .get(&invitee_uuid)
         .filter(|invitee| invitee.event_uuid == event_uuid)
+        .filter(|invitee| host_of(&invitee.event_uuid) == Some(user.as_str()))
     {
         Some(invitee) => {
             axum::Json(json!({"resource": invitee_json(invitee, &uris)})).into_response()

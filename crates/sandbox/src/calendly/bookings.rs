@@ -72,21 +72,30 @@ fn webhook(
         .get(&invitee.event_uuid)
         .ok_or_else(|| ApiError::internal("a booking's scheduled event was forgotten"))?;
     let mut payload = invitee_json(invitee, &uris);
-    payload["scheduled_event"] = event_json(event, &state.calendly.user_uuid, &uris);
+    payload["scheduled_event"] = event_json(event, &uris);
     payload["canceled"] = json!(invitee.status == Status::Canceled);
     let body = json!({
         "event": kind,
         "created_at": calendly_time(Utc::now()),
-        "created_by": uris.user(&state.calendly.user_uuid),
+        "created_by": uris.user(&event.host),
         "payload": payload,
     });
+    // Signed with the key of the user the booking belongs to (the configured one for its own
+    // bookings, and for those of a user removed since).
+    let secret = state
+        .calendly
+        .added_signing_key(&event.host)
+        .unwrap_or_else(|| sandbox.settings().calendly.webhook_signing_key.clone());
     Ok(Webhook {
         kind,
         url: join(
             &sandbox.settings().public_base_url,
             &format!("/v1/webhooks/calendly/{tenant}"),
         ),
-        payload: Payload::CalendlyJson(serde_json::to_vec(&body).map_err(ApiError::internal)?),
+        payload: Payload::CalendlyJson {
+            body: serde_json::to_vec(&body).map_err(ApiError::internal)?,
+            secret,
+        },
     })
 }
 
@@ -106,7 +115,13 @@ fn reference(
     }
 }
 
-fn new_event(state: &mut State, name: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+fn new_event(
+    state: &mut State,
+    host: String,
+    name: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
     let now = Utc::now();
     let event_type_uuid = state.calendly.event_type_uuid(name);
     let uuid = ids::calendly_uuid();
@@ -114,6 +129,7 @@ fn new_event(state: &mut State, name: &str, start: DateTime<Utc>, end: DateTime<
         uuid.clone(),
         ScheduledEvent {
             uuid: uuid.clone(),
+            host,
             name: name.to_owned(),
             start,
             end,
@@ -132,8 +148,10 @@ pub(crate) fn create(sandbox: &Sandbox, booking: NewBooking) -> Result<BookingRe
     let id = ids::booking_id();
     let now = Utc::now();
     let mut state = sandbox.state();
+    let host = state.calendly.host_for_tenant(&booking.tenant_id);
     let event_uuid = new_event(
         &mut state,
+        host.clone(),
         &booking.event_type,
         booking.starts_at,
         booking.starts_at + booking.duration,
@@ -177,7 +195,7 @@ pub(crate) fn create(sandbox: &Sandbox, booking: NewBooking) -> Result<BookingRe
     state.calendly.bookings.insert(id.clone(), record.clone());
     drop(state);
     sandbox.deliver_in_background(vec![hook]);
-    tracing::info!(booking = %id, tenant = %record.tenant_id, "booking created");
+    tracing::info!(booking = %id, tenant = %record.tenant_id, host = %host, "booking created");
     Ok(reference(sandbox, &id, &record, None))
 }
 
@@ -275,7 +293,14 @@ pub(crate) fn reschedule(
         .cloned()
         .ok_or_else(|| ApiError::not_found("booking"))?;
     let duration = duration.unwrap_or(old_event.end - old_event.start);
-    let event_uuid = new_event(&mut state, &old_event.name, starts_at, starts_at + duration);
+    // A reschedule stays with the user the booking belongs to.
+    let event_uuid = new_event(
+        &mut state,
+        old_event.host.clone(),
+        &old_event.name,
+        starts_at,
+        starts_at + duration,
+    );
     let new_uuid = ids::calendly_uuid();
     let old_uri = uris.invitee(&booking.event_uuid, &booking.invitee_uuid);
     let new_uri = uris.invitee(&event_uuid, &new_uuid);

@@ -5,6 +5,12 @@
 //!
 //! Resource URIs point at the sandbox itself (`{self_url}/scheduled_events/…`), where real ones
 //! point at `https://api.calendly.com`, so a client that follows them reaches the sandbox.
+//!
+//! Accounts: the configured API token belongs to the host user every booking has by default;
+//! `POST /sandbox/accounts` adds another user (a tenant's own Calendly, with its own token and
+//! webhook signing key) that takes that tenant's bookings from then on. Each token reads only
+//! its own user's events and invitees (another's are 404, as if they did not exist), and the
+//! webhooks about a booking are signed with its user's signing key.
 
 mod api;
 mod bookings;
@@ -62,6 +68,8 @@ impl Cancellation {
 #[derive(Debug, Clone)]
 pub(crate) struct ScheduledEvent {
     pub uuid: String,
+    /// The host user (account) it belongs to.
+    pub host: String,
     pub name: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -103,6 +111,17 @@ pub(crate) struct Booking {
     pub invitee_uuid: String,
 }
 
+/// A Calendly user added with `POST /sandbox/accounts`: a tenant's own.
+#[derive(Clone)]
+pub(crate) struct CalendlyAccount {
+    /// The user's uuid.
+    pub uuid: String,
+    /// The tenant whose bookings it takes.
+    pub tenant_id: String,
+    pub api_token: aro_config::Secret,
+    pub signing_key: aro_config::Secret,
+}
+
 /// Calendly's part of the sandbox's memory.
 pub(crate) struct CalendlyState {
     pub bookings: Bounded<Booking>,
@@ -110,8 +129,11 @@ pub(crate) struct CalendlyState {
     pub invitees: Bounded<Invitee>,
     /// Event type name → uuid, so the same name always maps to the same event type.
     event_types: HashMap<String, String>,
-    /// The host user every event belongs to.
-    user_uuid: String,
+    /// The configured token's user: the host of every booking of a tenant without an account
+    /// of its own.
+    pub user_uuid: String,
+    /// Users added with `POST /sandbox/accounts`, by uuid.
+    accounts: Bounded<CalendlyAccount>,
     cap: usize,
 }
 
@@ -123,8 +145,69 @@ impl CalendlyState {
             invitees: Bounded::new(cap),
             event_types: HashMap::new(),
             user_uuid: crate::ids::calendly_uuid(),
+            accounts: Bounded::new(cap),
             cap,
         }
+    }
+
+    /// `tenant`'s bookings belong from now on to a user of their own, reached with
+    /// `api_token` and signing its webhooks with `signing_key`; returns the user's uuid (kept
+    /// when the tenant already had one: the token and key are replaced).
+    pub fn add_account(
+        &mut self,
+        tenant_id: &str,
+        api_token: aro_config::Secret,
+        signing_key: aro_config::Secret,
+    ) -> String {
+        let uuid = self
+            .accounts
+            .values()
+            .find(|a| a.tenant_id == tenant_id)
+            .map_or_else(crate::ids::calendly_uuid, |a| a.uuid.clone());
+        self.accounts.insert(
+            uuid.clone(),
+            CalendlyAccount {
+                uuid: uuid.clone(),
+                tenant_id: tenant_id.to_owned(),
+                api_token,
+                signing_key,
+            },
+        );
+        uuid
+    }
+
+    /// Forgets an added user (its bookings stay, still its own); whether it existed.
+    pub fn remove_account(&mut self, uuid: &str) -> bool {
+        self.accounts.remove(uuid).is_some()
+    }
+
+    /// The added users: `(uuid, tenant)`, oldest first.
+    pub fn added_accounts(&self) -> Vec<(String, String)> {
+        self.accounts
+            .values()
+            .map(|a| (a.uuid.clone(), a.tenant_id.clone()))
+            .collect()
+    }
+
+    /// The host of a new booking for `tenant`: its own user, else the configured one.
+    pub fn host_for_tenant(&self, tenant_id: &str) -> String {
+        self.accounts
+            .values()
+            .find(|a| a.tenant_id == tenant_id)
+            .map_or_else(|| self.user_uuid.clone(), |a| a.uuid.clone())
+    }
+
+    /// The added user whose API token is `token`.
+    pub fn account_with_token(&self, token: &str) -> Option<String> {
+        self.accounts
+            .values()
+            .find(|a| crate::wire::same_secret(token, a.api_token.expose()))
+            .map(|a| a.uuid.clone())
+    }
+
+    /// The signing key of an added user.
+    pub fn added_signing_key(&self, uuid: &str) -> Option<aro_config::Secret> {
+        self.accounts.get(uuid).map(|a| a.signing_key.clone())
     }
 
     pub fn event_type_uuid(&mut self, name: &str) -> String {
@@ -168,6 +251,11 @@ impl Uris {
 
     pub fn user(&self, uuid: &str) -> String {
         format!("{}/users/{uuid}", self.base)
+    }
+
+    /// Each sandbox user is its own organization.
+    pub fn organization(&self, uuid: &str) -> String {
+        format!("{}/organizations/{uuid}", self.base)
     }
 
     fn cancel_page(&self, invitee_uuid: &str) -> String {
@@ -232,7 +320,8 @@ pub(crate) fn invitee_json(invitee: &Invitee, uris: &Uris) -> Value {
 }
 
 /// The Event (scheduled event) resource (API v2).
-pub(crate) fn event_json(event: &ScheduledEvent, host_uuid: &str, uris: &Uris) -> Value {
+pub(crate) fn event_json(event: &ScheduledEvent, uris: &Uris) -> Value {
+    let host_uuid = &event.host;
     let active = u32::from(event.status == Status::Active);
     let mut json = json!({
         "uri": uris.event(&event.uuid),
@@ -268,6 +357,7 @@ pub(crate) fn router(sandbox: Sandbox) -> Router {
             "/scheduled_events/{event_uuid}/invitees/{invitee_uuid}",
             get(api::get_invitee),
         )
+        .route("/users/me", get(api::current_user))
         .layer(axum::middleware::from_fn_with_state(
             (sandbox.clone(), Provider::Calendly),
             faults::inject,

@@ -1,11 +1,12 @@
-//! `POST /v1/prices`, `GET /v1/prices/{id}`, `POST /v1/payment_links`,
-//! `GET /v1/payment_links/{id}`, and the hosted payment page a link points at.
+//! `POST /v1/prices`, `GET /v1/prices` (the list), `GET /v1/prices/{id}`,
+//! `POST /v1/payment_links`, `GET /v1/payment_links/{id}`, and the hosted payment page a link
+//! points at. Every API call sees only the objects of the account its key belongs to.
 
 use super::{LinkStatus, PaymentLink, Price, StripeError, StripeState, authenticate, idempotency};
 use crate::state::Sandbox;
 use crate::{ids, wire};
 use aro_http::ApiError;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use bytes::Bytes;
@@ -71,17 +72,127 @@ pub(super) async fn create_price(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(error) = authenticate(&sandbox, &headers) {
-        return error.into_response();
-    }
+    let account = match authenticate(&sandbox, &headers) {
+        Ok(account) => account,
+        Err(error) => return error.into_response(),
+    };
     let params = wire::form(&body);
     let mut state = sandbox.state();
-    idempotency::run(&mut state.stripe, &headers, "prices", &params, |stripe| {
-        new_price(stripe, &params)
-    })
+    idempotency::run(
+        &mut state.stripe,
+        &headers,
+        &account,
+        "prices",
+        &params,
+        |stripe| new_price(stripe, &account, &params),
+    )
 }
 
-fn new_price(stripe: &mut StripeState, params: &[(String, String)]) -> Result<Value, StripeError> {
+/// Stripe's bounds on a list's `limit`.
+const DEFAULT_LIST_LIMIT: usize = 10;
+const MAX_LIST_LIMIT: usize = 100;
+
+/// `GET /v1/prices?limit=&starting_after=&active=&currency=&product=`: the account's prices,
+/// newest first, as Stripe's list object. The one read every key that can make deposit links
+/// may do, so it is what checks a key.
+pub(super) async fn list_prices(
+    State(sandbox): State<Sandbox>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let account = match authenticate(&sandbox, &headers) {
+        Ok(account) => account,
+        Err(error) => return error.into_response(),
+    };
+    let params = wire::form(query.unwrap_or_default().as_bytes());
+    match price_page(&sandbox.state().stripe, &account, &params) {
+        Ok(page) => axum::Json(page).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn price_page(
+    stripe: &StripeState,
+    account: &str,
+    params: &[(String, String)],
+) -> Result<Value, StripeError> {
+    if let Some((name, _)) = params.iter().find(|(name, _)| {
+        !matches!(
+            name.as_str(),
+            "limit" | "starting_after" | "active" | "currency" | "product"
+        )
+    }) {
+        return Err(StripeError {
+            code: Some("parameter_unknown"),
+            ..StripeError::invalid(format!("Received unknown parameter: {name}"), Some(name))
+        });
+    }
+    let limit = match integer(params, "limit")? {
+        None => DEFAULT_LIST_LIMIT,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+            .ok_or_else(|| {
+                StripeError::invalid(
+                    format!("This value must be between 1 and {MAX_LIST_LIMIT}."),
+                    Some("limit"),
+                )
+            })?,
+    };
+    let active = match wire::non_blank(params, "active") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(StripeError::invalid(
+                format!("Invalid boolean: {other}"),
+                Some("active"),
+            ));
+        }
+    };
+    let currency = wire::non_blank(params, "currency").map(str::to_ascii_lowercase);
+    let product = wire::non_blank(params, "product");
+    let mut newest_first = stripe
+        .prices
+        .values()
+        .rev()
+        .filter(|p| p.account == account)
+        .filter(|p| active.is_none_or(|active| p.json["active"] == active))
+        .filter(|p| currency.as_deref().is_none_or(|c| p.currency == c))
+        .filter(|p| product.is_none_or(|product| p.json["product"] == product))
+        .peekable();
+    if let Some(after) = wire::non_blank(params, "starting_after") {
+        let known = stripe
+            .prices
+            .get(after)
+            .is_some_and(|p| p.account == account);
+        if !known {
+            return Err(StripeError::no_such("price", after, "starting_after"));
+        }
+        for price in newest_first.by_ref() {
+            if price.json["id"] == after {
+                break;
+            }
+        }
+    }
+    let data: Vec<Value> = newest_first
+        .by_ref()
+        .take(limit)
+        .map(|p| p.json.clone())
+        .collect();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "has_more": newest_first.peek().is_some(),
+        "url": "/v1/prices",
+    }))
+}
+
+fn new_price(
+    stripe: &mut StripeState,
+    account: &str,
+    params: &[(String, String)],
+) -> Result<Value, StripeError> {
     let currency = wire::non_blank(params, "currency")
         .ok_or_else(|| StripeError::missing("currency"))?
         .to_ascii_lowercase();
@@ -135,6 +246,7 @@ fn new_price(stripe: &mut StripeState, params: &[(String, String)]) -> Result<Va
     stripe.prices.insert(
         id,
         Price {
+            account: account.to_owned(),
             currency,
             unit_amount,
             product_name,
@@ -150,23 +262,26 @@ pub(super) async fn create_payment_link(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(error) = authenticate(&sandbox, &headers) {
-        return error.into_response();
-    }
+    let account = match authenticate(&sandbox, &headers) {
+        Ok(account) => account,
+        Err(error) => return error.into_response(),
+    };
     let params = wire::form(&body);
     let self_url = sandbox.settings().self_url.clone();
     let mut state = sandbox.state();
     idempotency::run(
         &mut state.stripe,
         &headers,
+        &account,
         "payment_links",
         &params,
-        |stripe| new_payment_link(stripe, &params, &self_url),
+        |stripe| new_payment_link(stripe, &account, &params, &self_url),
     )
 }
 
 fn new_payment_link(
     stripe: &mut StripeState,
+    account: &str,
     params: &[(String, String)],
     self_url: &url::Url,
 ) -> Result<Value, StripeError> {
@@ -190,9 +305,11 @@ fn new_payment_link(
                 Some(&quantity_param),
             ));
         }
+        // Another account's price does not exist for this one.
         let price = stripe
             .prices
             .get(price_id)
+            .filter(|p| p.account == account)
             .ok_or_else(|| StripeError::no_such("price", price_id, &price_param))?;
         if currency.as_ref().is_some_and(|c| *c != price.currency) {
             return Err(StripeError::invalid(
@@ -274,6 +391,7 @@ fn new_payment_link(
         id.clone(),
         PaymentLink {
             id,
+            account: account.to_owned(),
             tenant_id,
             currency,
             amount_minor,
@@ -293,18 +411,20 @@ pub(super) async fn get_price(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(error) = authenticate(&sandbox, &headers) {
-        return error.into_response();
-    }
+    let account = match authenticate(&sandbox, &headers) {
+        Ok(account) => account,
+        Err(error) => return error.into_response(),
+    };
     let found = sandbox
         .state()
         .stripe
         .prices
         .get(&id)
+        .filter(|p| p.account == account)
         .map(|p| p.json.clone());
     match found {
         Some(json) => axum::Json(json).into_response(),
-        None => StripeError::no_such("price", &id, "id").into_response(),
+        None => StripeError::not_found("price", &id).into_response(),
     }
 }
 
@@ -314,18 +434,20 @@ pub(super) async fn get_payment_link(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(error) = authenticate(&sandbox, &headers) {
-        return error.into_response();
-    }
+    let account = match authenticate(&sandbox, &headers) {
+        Ok(account) => account,
+        Err(error) => return error.into_response(),
+    };
     let found = sandbox
         .state()
         .stripe
         .links
         .get(&id)
+        .filter(|l| l.account == account)
         .map(|l| l.json.clone());
     match found {
         Some(json) => axum::Json(json).into_response(),
-        None => StripeError::no_such("payment_link", &id, "id").into_response(),
+        None => StripeError::not_found("payment_link", &id).into_response(),
     }
 }
 
@@ -424,16 +546,23 @@ mod tests {
     #[test]
     fn a_price_needs_a_currency_an_amount_and_a_product() {
         let mut stripe = StripeState::new(10);
-        let err = new_price(&mut stripe, &params(&[("unit_amount", "100")])).unwrap_err();
+        let err = new_price(
+            &mut stripe,
+            "acct_sandbox",
+            &params(&[("unit_amount", "100")]),
+        )
+        .unwrap_err();
         assert_eq!(err.param.as_deref(), Some("currency"));
         let err = new_price(
             &mut stripe,
+            "acct_sandbox",
             &params(&[("currency", "usd"), ("unit_amount", "100")]),
         )
         .unwrap_err();
         assert_eq!(err.param.as_deref(), Some("product"));
         let price = new_price(
             &mut stripe,
+            "acct_sandbox",
             &params(&[
                 ("currency", "USD"),
                 ("unit_amount", "2500"),
@@ -450,6 +579,7 @@ mod tests {
         let mut stripe = StripeState::new(10);
         let price = new_price(
             &mut stripe,
+            "acct_sandbox",
             &params(&[
                 ("currency", "usd"),
                 ("unit_amount", "2500"),
@@ -461,6 +591,7 @@ mod tests {
         let self_url = url::Url::parse("http://127.0.0.1:7400").unwrap();
         let link = new_payment_link(
             &mut stripe,
+            "acct_sandbox",
             &params(&[
                 ("line_items[0][price]", price_id),
                 ("line_items[0][quantity]", "2"),
@@ -476,6 +607,7 @@ mod tests {
         assert_eq!(stored.tenant_id, "clinic-2");
         let err = new_payment_link(
             &mut stripe,
+            "acct_sandbox",
             &params(&[
                 ("line_items[0][price]", "price_nope"),
                 ("line_items[0][quantity]", "1"),
@@ -484,6 +616,64 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code, Some("resource_missing"));
+        // Another account's price does not exist for this one.
+        let err = new_payment_link(
+            &mut stripe,
+            "acct_other",
+            &params(&[
+                ("line_items[0][price]", price_id),
+                ("line_items[0][quantity]", "1"),
+            ]),
+            &self_url,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, Some("resource_missing"));
+    }
+
+    #[test]
+    fn the_price_list_pages_the_accounts_own_prices_newest_first() {
+        let mut stripe = StripeState::new(10);
+        let make = |stripe: &mut StripeState, account: &str| {
+            new_price(
+                stripe,
+                account,
+                &params(&[
+                    ("currency", "usd"),
+                    ("unit_amount", "100"),
+                    ("product_data[name]", "Deposit"),
+                ]),
+            )
+            .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let first = make(&mut stripe, "acct_sandbox");
+        make(&mut stripe, "acct_other");
+        let second = make(&mut stripe, "acct_sandbox");
+        let page = price_page(&stripe, "acct_sandbox", &params(&[("limit", "1")])).unwrap();
+        assert_eq!(page["object"], "list");
+        assert_eq!(page["url"], "/v1/prices");
+        assert_eq!(page["data"][0]["id"], second.as_str());
+        assert_eq!(page["has_more"], true);
+        let next = price_page(
+            &stripe,
+            "acct_sandbox",
+            &params(&[("limit", "1"), ("starting_after", &second)]),
+        )
+        .unwrap();
+        assert_eq!(next["data"][0]["id"], first.as_str());
+        assert_eq!(next["has_more"], false);
+        let empty = price_page(&stripe, "acct_none", &[]).unwrap();
+        assert_eq!(empty["data"], json!([]));
+        for wrong in [
+            ("limit", "0"),
+            ("limit", "101"),
+            ("count", "1"),
+            ("active", "yes"),
+        ] {
+            assert!(price_page(&stripe, "acct_sandbox", &params(&[wrong])).is_err());
+        }
     }
 
     #[test]

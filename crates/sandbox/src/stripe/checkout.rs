@@ -1,5 +1,6 @@
 //! A patient paying a link: Stripe creates a Checkout Session for the link and sends its
-//! events, each signed with the endpoint's `whsec_` secret and carrying its own `evt_` id, to
+//! events, each signed with the `whsec_` secret of the link's account's endpoint and carrying
+//! its own `evt_` id, to
 //! the tenant's webhook URL on core. The session carries the link's id (`payment_link`) and a
 //! copy of its metadata, as Stripe's do.
 //!
@@ -113,7 +114,7 @@ pub(crate) fn complete(
 ) -> Result<Completed, ApiError> {
     let now = chrono::Utc::now().timestamp();
     let session_id = ids::stripe_id("cs_test");
-    let (tenant_id, link_status, bodies) = {
+    let (tenant_id, account, link_status, bodies) = {
         let mut state = sandbox.state();
         let link = state
             .stripe
@@ -160,8 +161,14 @@ pub(crate) fn complete(
                 (event, body)
             })
             .collect();
-        (link.tenant_id.clone(), link.status, bodies)
+        (
+            link.tenant_id.clone(),
+            link.account.clone(),
+            link.status,
+            bodies,
+        )
     };
+    let secret = super::webhook_secret(sandbox, &account);
     let url = join(
         &sandbox.settings().public_base_url,
         &format!("/v1/webhooks/stripe/{tenant_id}"),
@@ -172,7 +179,10 @@ pub(crate) fn complete(
         hooks.push(Webhook {
             kind: event.event_type,
             url: url.clone(),
-            payload: Payload::StripeJson(serde_json::to_vec(&body).map_err(ApiError::internal)?),
+            payload: Payload::StripeJson {
+                body: serde_json::to_vec(&body).map_err(ApiError::internal)?,
+                secret: secret.clone(),
+            },
         });
         events.push(event);
     }
@@ -181,6 +191,7 @@ pub(crate) fn complete(
         link = %id,
         session = %session_id,
         tenant = %tenant_id,
+        account = %account,
         method = method.as_str(),
         outcome = method.outcome(),
         "payment link checkout completed"

@@ -1,7 +1,8 @@
 //! Stripe's idempotent requests: the first answer to a key is stored (once the endpoint started
 //! executing — a request refused by validation stores nothing) and replayed for 24 hours to the
 //! same request with `Idempotent-Replayed: true`; the same key with other parameters or on
-//! another endpoint is a 400 `idempotency_error`.
+//! another endpoint is a 400 `idempotency_error`. Keys are the account's own: another account
+//! may use the same key for its own request.
 
 use super::{StripeError, StripeState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -34,6 +35,7 @@ fn normalised(params: &[(String, String)]) -> Vec<(String, String)> {
 pub(super) fn run(
     state: &mut StripeState,
     headers: &HeaderMap,
+    account: &str,
     endpoint: &'static str,
     params: &[(String, String)],
     create: impl FnOnce(&mut StripeState) -> Result<Value, StripeError>,
@@ -55,9 +57,11 @@ pub(super) fn run(
         .into_response();
     }
     let params = normalised(params);
+    // A space cannot occur in an account id: the scoped key is unambiguous.
+    let scoped = format!("{account} {key}");
     let existing = state
         .idempotency
-        .get(&key)
+        .get(&scoped)
         .filter(|stored| stored.at.elapsed() < KEPT_FOR);
     if let Some(stored) = existing {
         if stored.endpoint != endpoint || stored.params != params {
@@ -82,7 +86,7 @@ pub(super) fn run(
     let outcome = create(state);
     if let Ok(body) = &outcome {
         state.idempotency.insert(
-            key.clone(),
+            scoped,
             Stored {
                 endpoint,
                 params,

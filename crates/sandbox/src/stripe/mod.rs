@@ -1,7 +1,13 @@
 //! Stripe, only as far as ARO may use it: prices and payment links (bearer-key auth,
-//! `Idempotency-Key` honoured exactly as Stripe does, Stripe's object and error shapes), a
-//! hosted page per link, and the signed Checkout Session events when a link is paid (by card,
-//! or by a bank debit that succeeds or fails). There is no endpoint that charges.
+//! `Idempotency-Key` honoured exactly as Stripe does, Stripe's object and error shapes), the
+//! price list (what an executor reads at start to check its key), a hosted page per link, and
+//! the signed Checkout Session events when a link is paid (by card, or by a bank debit that
+//! succeeds or fails). There is no endpoint that charges.
+//!
+//! Accounts: the configured secret key is the account [`CONFIGURED_ACCOUNT`]; more can be added
+//! with `POST /sandbox/accounts` (a tenant's own key and webhook secret). As in Stripe, each
+//! account sees only its own objects and idempotency keys, and the events about its links are
+//! signed with its own webhook secret.
 
 mod api;
 mod checkout;
@@ -11,16 +17,30 @@ pub(crate) use checkout::{DebitOutcome, PaymentMethod, complete};
 
 use crate::faults::{self, Provider};
 use crate::state::{Bounded, Sandbox};
-use crate::wire;
+use crate::{ids, wire};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+/// The id of the account the configured secret key belongs to.
+pub(crate) const CONFIGURED_ACCOUNT: &str = "acct_sandbox";
+
+/// A Stripe account added with `POST /sandbox/accounts` (a tenant's own).
+#[derive(Clone)]
+pub(crate) struct StripeAccount {
+    /// `acct_…`.
+    pub id: String,
+    pub secret_key: aro_config::Secret,
+    pub webhook_secret: aro_config::Secret,
+}
+
 /// A price (one-time, per unit).
 #[derive(Debug, Clone)]
 pub(crate) struct Price {
+    /// The account that created it.
+    pub account: String,
     pub currency: String,
     pub unit_amount: i64,
     pub product_name: Option<String>,
@@ -47,6 +67,8 @@ impl LinkStatus {
 #[derive(Debug, Clone)]
 pub(crate) struct PaymentLink {
     pub id: String,
+    /// The account that created it: its events are signed with that account's webhook secret.
+    pub account: String,
     /// From `metadata[tenantId]`, else `default`.
     pub tenant_id: String,
     pub currency: String,
@@ -63,6 +85,8 @@ pub(crate) struct StripeState {
     pub prices: Bounded<Price>,
     pub links: Bounded<PaymentLink>,
     idempotency: Bounded<idempotency::Stored>,
+    /// Accounts accepted besides the configured one, by id.
+    accounts: Bounded<StripeAccount>,
 }
 
 impl StripeState {
@@ -71,8 +95,64 @@ impl StripeState {
             prices: Bounded::new(cap),
             links: Bounded::new(cap),
             idempotency: Bounded::new(cap),
+            accounts: Bounded::new(cap),
         }
     }
+
+    /// Accepts `secret_key` from now on as an account of its own, whose events are signed with
+    /// `webhook_secret`; returns the account's id. Adding a known key again keeps its id and
+    /// replaces its webhook secret.
+    pub fn add_account(
+        &mut self,
+        secret_key: aro_config::Secret,
+        webhook_secret: aro_config::Secret,
+    ) -> String {
+        let id = self
+            .account_with_key(secret_key.expose())
+            .unwrap_or_else(|| ids::stripe_id("acct"));
+        self.accounts.insert(
+            id.clone(),
+            StripeAccount {
+                id: id.clone(),
+                secret_key,
+                webhook_secret,
+            },
+        );
+        id
+    }
+
+    /// Forgets an added account (its objects stay); whether it existed.
+    pub fn remove_account(&mut self, id: &str) -> bool {
+        self.accounts.remove(id).is_some()
+    }
+
+    /// The ids of the added accounts, oldest first.
+    pub fn added_accounts(&self) -> Vec<String> {
+        self.accounts.values().map(|a| a.id.clone()).collect()
+    }
+
+    /// The added account whose secret key is `key`.
+    fn account_with_key(&self, key: &str) -> Option<String> {
+        self.accounts
+            .values()
+            .find(|a| wire::same_secret(key, a.secret_key.expose()))
+            .map(|a| a.id.clone())
+    }
+
+    /// The webhook secret of an added account.
+    fn added_webhook_secret(&self, id: &str) -> Option<aro_config::Secret> {
+        self.accounts.get(id).map(|a| a.webhook_secret.clone())
+    }
+}
+
+/// The webhook secret events about `account`'s objects are signed with: the account's own,
+/// else (the configured account, or one removed since) the configured one.
+pub(crate) fn webhook_secret(sandbox: &Sandbox, account: &str) -> aro_config::Secret {
+    sandbox
+        .state()
+        .stripe
+        .added_webhook_secret(account)
+        .unwrap_or_else(|| sandbox.settings().stripe.webhook_secret.clone())
 }
 
 /// A Stripe error answer: `{"error": {"type", "message", "code"?, "param"?}}`.
@@ -110,6 +190,14 @@ impl StripeError {
         }
     }
 
+    /// A missing object asked for by id (`GET /v1/…/{id}`): 404, as Stripe answers it.
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            ..Self::no_such(what, id, "id")
+        }
+    }
+
     fn unauthorized(message: String) -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,
@@ -142,9 +230,9 @@ impl IntoResponse for StripeError {
     }
 }
 
-/// Accepts the configured secret key as a bearer token, or as the basic-auth user name (both
-/// are Stripe's).
-fn authenticate(sandbox: &Sandbox, headers: &HeaderMap) -> Result<(), StripeError> {
+/// Accepts a known secret key as a bearer token, or as the basic-auth user name (both are
+/// Stripe's); answers the id of the account it belongs to.
+fn authenticate(sandbox: &Sandbox, headers: &HeaderMap) -> Result<String, StripeError> {
     let given = wire::bearer_token(headers)
         .or_else(|| wire::basic_credentials(headers).map(|(user, _)| user))
         .filter(|key| !key.is_empty());
@@ -154,13 +242,15 @@ fn authenticate(sandbox: &Sandbox, headers: &HeaderMap) -> Result<(), StripeErro
         ));
     };
     if wire::same_secret(&given, sandbox.settings().stripe.secret_key.expose()) {
-        Ok(())
-    } else {
-        Err(StripeError::unauthorized(format!(
-            "Invalid API Key provided: {}",
-            mask(&given)
-        )))
+        return Ok(CONFIGURED_ACCOUNT.to_owned());
     }
+    sandbox
+        .state()
+        .stripe
+        .account_with_key(&given)
+        .ok_or_else(|| {
+            StripeError::unauthorized(format!("Invalid API Key provided: {}", mask(&given)))
+        })
 }
 
 /// A key as Stripe shows it in errors: the prefix and the last four characters.
@@ -177,7 +267,7 @@ fn mask(key: &str) -> String {
 
 pub(crate) fn router(sandbox: Sandbox) -> Router {
     let api = Router::new()
-        .route("/v1/prices", post(api::create_price))
+        .route("/v1/prices", post(api::create_price).get(api::list_prices))
         .route("/v1/prices/{id}", get(api::get_price))
         .route("/v1/payment_links", post(api::create_payment_link))
         .route("/v1/payment_links/{id}", get(api::get_payment_link))

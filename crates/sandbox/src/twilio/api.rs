@@ -1,6 +1,7 @@
-//! The Message resource endpoints: create (send), list with Twilio's filters, fetch one. The
-//! list and fetch are what an executor uses to find out whether a send whose answer it lost was
-//! accepted.
+//! The Message resource endpoints: create (send), list with Twilio's filters, fetch one; and
+//! the Account resource (fetch), the read an executor makes at start to check its credentials.
+//! The list and the message fetch are what an executor uses to find out whether a send whose
+//! answer it lost was accepted.
 
 use super::{
     DEFAULT_SENDER, Direction, Status, StoredMessage, TwilioError, delivery, is_e164, segments,
@@ -248,6 +249,44 @@ fn invalid_recipient(to: &str) -> TwilioError {
         21211,
         format!("The 'To' number {to} is not a valid phone number."),
     )
+}
+
+/// `GET /2010-04-01/Accounts/{Sid}.json` (Twilio's FetchAccount): the account, to its own
+/// credentials only (another account's credentials get 401 20003, as from Twilio for an
+/// account that is not a subaccount of theirs). Like Twilio's, the resource carries the
+/// account's auth token.
+pub(super) async fn fetch_account(
+    State(sandbox): State<Sandbox>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(account_sid) = file.strip_suffix(".json") else {
+        let path = format!("/2010-04-01/Accounts/{file}");
+        return with_request_id(TwilioError::not_found(&path).into_response());
+    };
+    if let Err(error) = authenticate(&sandbox, &headers, account_sid) {
+        return with_request_id(error.into_response());
+    }
+    // Authenticated as this account: the basic-auth password is its token.
+    let token = wire::basic_credentials(&headers)
+        .map(|(_, password)| password)
+        .unwrap_or_default();
+    let created = sandbox.started_at().to_rfc2822();
+    let body = json!({
+        "auth_token": token,
+        "date_created": created,
+        "date_updated": created,
+        "friendly_name": format!("Sandbox account {account_sid}"),
+        "owner_account_sid": account_sid,
+        "sid": account_sid,
+        "status": "active",
+        "subresource_uris": {
+            "messages": format!("/2010-04-01/Accounts/{account_sid}/Messages.json"),
+        },
+        "type": "Full",
+        "uri": format!("/2010-04-01/Accounts/{account_sid}.json"),
+    });
+    with_request_id(axum::Json(body).into_response())
 }
 
 /// `GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`

@@ -1,5 +1,5 @@
 //! Twilio Programmable Messaging, as ARO's clients see it: the Message resource
-//! (`/2010-04-01/Accounts/{AccountSid}/Messages…`) with basic auth, Twilio's error bodies and
+//! (`/2010-04-01/Accounts/{AccountSid}/Messages…`) and the Account fetch with basic auth, Twilio's error bodies and
 //! test-credential magic numbers, status callbacks signed with `X-Twilio-Signature`, inbound
 //! messages forwarded to core, and Twilio's default opt-out handling.
 
@@ -186,6 +186,11 @@ impl TwilioState {
         );
     }
 
+    /// Forgets an added account (its messages stay); whether it existed.
+    pub fn remove_account(&mut self, account_sid: &str) -> bool {
+        self.accounts.remove(account_sid).is_some()
+    }
+
     /// The SIDs of the added accounts, oldest first.
     pub fn added_accounts(&self) -> Vec<String> {
         self.accounts
@@ -322,6 +327,11 @@ pub(crate) fn router(sandbox: Sandbox) -> Router {
         .route(
             "/2010-04-01/Accounts/{account_sid}/Messages/{file}",
             get(api::fetch_message),
+        )
+        // `{Sid}.json`: the placeholder takes the whole segment, `.json` is stripped.
+        .route(
+            "/2010-04-01/Accounts/{account_sid}",
+            get(api::fetch_account),
         )
         .layer(axum::middleware::from_fn_with_state(
             (sandbox.clone(), Provider::Twilio),

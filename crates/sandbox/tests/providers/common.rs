@@ -21,9 +21,13 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub path: String,
+    /// Checked with the configured secret, as core checks a tenant without its own.
     pub verified: Result<(), SignatureError>,
     pub form: Vec<(String, String)>,
     pub json: Value,
+    /// The provider's signature header and the raw body, to check with another secret.
+    pub signature: Option<String>,
+    pub raw: Vec<u8>,
 }
 
 impl Delivery {
@@ -90,11 +94,19 @@ async fn receive(State(core): State<Core>, uri: Uri, headers: HeaderMap, body: B
         return StatusCode::NOT_FOUND.into_response();
     };
     let ok = verified.is_ok();
+    let signature_header = match provider {
+        "twilio" => signatures::twilio::HEADER,
+        "stripe" => signatures::stripe::HEADER,
+        _ => signatures::calendly::HEADER,
+    };
+    let signature = header(signature_header).map(str::to_owned);
     core.log.lock().unwrap().push(Delivery {
         path,
         verified,
         form,
         json,
+        signature,
+        raw: body.to_vec(),
     });
     match (ok, provider) {
         (false, _) => (

@@ -307,3 +307,81 @@ async fn stripe_objects_match_stripes_schema() {
         .unwrap();
     spec.check_component("price", &prices, "a price");
 }
+
+/// The 200 answer schema of `method path` in `file`'s description, in draft-4 terms.
+fn answer_schema(file: &str, path: &str, method: &str) -> Value {
+    let document: Value = serde_json::from_str(&read_spec(file)).unwrap();
+    let mut schema =
+        document["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+            ["schema"]
+            .clone();
+    assert!(schema.is_object(), "no 200 answer for {method} {path}");
+    denullify(&mut schema);
+    schema
+}
+
+#[tokio::test]
+async fn the_reads_that_check_credentials_answer_as_the_providers_describe() {
+    let bench = Bench::start().await;
+
+    // Twilio's FetchAccount.
+    let account: Value = bench
+        .http
+        .get(bench.url(&format!(
+            "/2010-04-01/Accounts/{}.json",
+            bench.account_sid()
+        )))
+        .basic_auth(
+            bench.account_sid(),
+            Some(bench.secrets.twilio.auth_token.expose()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Spec::twilio().check(
+        answer_schema(
+            "twilio_api_v2010.json",
+            "/2010-04-01/Accounts/{Sid}.json",
+            "get",
+        ),
+        &account,
+        "the Account resource",
+    );
+    assert_eq!(account["sid"], bench.account_sid());
+
+    // Stripe's price list, empty and then with a price.
+    let list = |bench: &Bench| {
+        let request = bench
+            .http
+            .get(bench.url("/v1/prices?limit=1"))
+            .bearer_auth(bench.secrets.stripe.secret_key.expose());
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let schema = answer_schema("stripe_spec3_2022-04.json", "/v1/prices", "get");
+    let empty = list(&bench).await;
+    Spec::stripe().check(schema.clone(), &empty, "an empty price list");
+    deposit_link(&bench, "default", "2500").await;
+    let one = list(&bench).await;
+    Spec::stripe().check(schema, &one, "a price list");
+    assert_eq!(one["data"].as_array().map(Vec::len), Some(1));
+
+    // Calendly's current user.
+    let me: Value = bench
+        .http
+        .get(bench.url("/users/me"))
+        .bearer_auth(bench.secrets.calendly.api_token.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Spec::calendly().check(
+        answer_schema("calendly_openapi_2023.json", "/users/me", "get"),
+        &me,
+        "the current user",
+    );
+}

@@ -378,6 +378,22 @@ async fn the_list_filters_by_recipient_and_date_sent_newest_first() {
     let tomorrow = today.succ_opt().unwrap();
     let none = list(format!("To=%2B14155552671&DateSent>={tomorrow}")).await;
     assert!(none["messages"].as_array().unwrap().is_empty());
+    // A full UTC timestamp, as the API description declares the filter (and ARO's look-up
+    // sends it), bounds by the instant: a minute ago finds them, a minute ahead does not.
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let now = chrono::Utc::now();
+    let recent = list(format!(
+        "To=%2B14155552671&DateSent%3E={}",
+        stamp(now - chrono::Duration::minutes(1))
+    ))
+    .await;
+    assert_eq!(recent["messages"].as_array().unwrap().len(), 2);
+    let later = list(format!(
+        "To=%2B14155552671&DateSent%3E={}",
+        stamp(now + chrono::Duration::minutes(1))
+    ))
+    .await;
+    assert!(later["messages"].as_array().unwrap().is_empty());
     let first = list("PageSize=2".to_owned()).await;
     assert_eq!(first["messages"].as_array().unwrap().len(), 2);
     assert_eq!(first["page_size"], 2);
