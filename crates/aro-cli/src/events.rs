@@ -1,4 +1,5 @@
-//! `aro events rebuild`: the read models recreated from the event log alone (sends nothing).
+//! `aro events rebuild`: appointments, their booking aliases and patients (details and risk
+//! counters) forgotten and recreated from the event log alone, in one transaction. Sends nothing.
 
 use crate::common::ConfigArgs;
 use anyhow::{Context, Result};
@@ -15,7 +16,7 @@ pub struct EventsArgs {
 
 #[derive(Subcommand, Debug)]
 enum Action {
-    /// Recreate appointments, their aliases and patients' details and risk from the events.
+    /// Recreate appointments, their booking aliases and patients (details, risk) from the events.
     Rebuild,
 }
 
@@ -32,8 +33,8 @@ pub async fn run(args: EventsArgs) -> Result<ExitCode> {
     store.close().await;
     let report = result?;
     println!(
-        "rebuilt from {} events: {} appointments, {} patients",
-        report.events, report.appointments, report.customers
+        "rebuilt from {} events: {} appointments, {} booking aliases, {} patients",
+        report.events, report.appointments, report.aliases, report.customers
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -382,8 +382,22 @@ pub trait EngineRows: Send {
         &mut self,
         tenant_id: &str,
     ) -> Result<Vec<crate::rows::AppointmentRow>, StoreError>;
-    /// Forgets the read models (appointments, aliases, customers' derived counters) before a rebuild.
+    /// Every booking alias of the tenant (rebuild, its checks), by source and identity.
+    async fn all_aliases(&mut self, tenant_id: &str) -> Result<Vec<AliasRow>, StoreError>;
+    /// Forgets the read models that `aro events rebuild` recreates from the event log: booking
+    /// aliases, appointments and patients (their data keys stay, so the personal data sealed in
+    /// events and messages keeps opening).
     async fn clear_read_models(&mut self) -> Result<(), StoreError>;
+}
+
+/// Another identity of a booking (`appointment_aliases`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AliasRow {
+    pub tenant_id: String,
+    pub source: String,
+    pub external_id: String,
+    pub appointment_id: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// What one claim may take. Every filter is part of the query, so that `limit` counts only rows
@@ -885,8 +899,16 @@ macro_rules! impl_engine_rows {
                     .bind(tenant_id).fetch_all(&mut *self.conn).await?)
             }
 
+            async fn all_aliases(&mut self, tenant_id: &str) -> Result<Vec<$crate::engine_rows::AliasRow>, $crate::StoreError> {
+                Ok($crate::__private::sqlx::query_as::<$db, $crate::engine_rows::AliasRow>(
+                    "select tenant_id, source, external_id, appointment_id, created_at from appointment_aliases
+                     where tenant_id = $1 order by source, external_id")
+                    .bind(tenant_id).fetch_all(&mut *self.conn).await?)
+            }
+
             async fn clear_read_models(&mut self) -> Result<(), $crate::StoreError> {
-                for sql in ["delete from appointment_aliases", "delete from appointments", "update customers set risk_score = 0, no_show_count = 0"] {
+                // -- why: children first (aliases and appointments reference patients).
+                for sql in ["delete from appointment_aliases", "delete from appointments", "delete from customers"] {
                     $crate::__private::sqlx::query::<$db>(sql).execute(&mut *self.conn).await?;
                 }
                 Ok(())

@@ -29,7 +29,7 @@ pub use backend::{Engine, MigrationState, MigrationStatus};
 pub use error::StoreError;
 pub use records::*;
 pub use store::Store;
-pub use tx::Tx;
+pub use tx::{AliasWrite, CustomerWrite, Tx, Unlogged};
 pub use vault::Vault;
 
 /// Truncates to whole microseconds: both engines keep microseconds, so a value read back equals

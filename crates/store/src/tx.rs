@@ -20,6 +20,67 @@ use sqlx::types::Json;
 pub struct Tx<'t> {
     raw: &'t mut dyn BackendTx,
     vault: &'t Vault,
+    unlogged: Unlogged,
+}
+
+/// Read-model writes of this transaction that no event has told yet. The engine's step context
+/// carries them on the events it appends (and appends one when none would), so that the event
+/// log alone rebuilds the read models (`aro events rebuild`), even where a command wrote a row
+/// that its own events do not describe.
+#[derive(Debug, Default, Clone)]
+pub struct Unlogged {
+    /// New identities given to bookings (a provider's reschedule), oldest first.
+    pub aliases: Vec<AliasWrite>,
+    /// The latest write of each patient created or changed in this transaction.
+    pub customers: Vec<CustomerWrite>,
+}
+
+/// One row of `appointment_aliases`, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasWrite {
+    pub tenant_id: String,
+    pub source: String,
+    pub external_id: String,
+    pub appointment_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A patient as last written in this transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerWrite {
+    pub customer: Customer,
+    /// Whether anything but the risk counters changed (or the patient is new): a
+    /// `customer.risk_updated` event then does not tell the whole change.
+    pub details_changed: bool,
+}
+
+impl Unlogged {
+    fn customer_written(&mut self, customer: &Customer, details_changed: bool) {
+        match self
+            .customers
+            .iter_mut()
+            .find(|w| w.customer.tenant_id == customer.tenant_id && w.customer.id == customer.id)
+        {
+            Some(w) => {
+                w.customer = customer.clone();
+                w.details_changed |= details_changed;
+            }
+            None => self.customers.push(CustomerWrite {
+                customer: customer.clone(),
+                details_changed,
+            }),
+        }
+    }
+}
+
+/// Whether two states of a patient differ in more than the risk counters and `updated_at`.
+fn details_differ(a: &Customer, b: &Customer) -> bool {
+    a.name != b.name
+        || a.phone != b.phone
+        || a.email != b.email
+        || a.zone != b.zone
+        || a.language != b.language
+        || a.created_at != b.created_at
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -28,7 +89,16 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
 
 impl<'t> Tx<'t> {
     pub(crate) fn new(raw: &'t mut dyn BackendTx, vault: &'t Vault) -> Self {
-        Self { raw, vault }
+        Self {
+            raw,
+            vault,
+            unlogged: Unlogged::default(),
+        }
+    }
+
+    /// This transaction's writes not yet told by an event (see [`Unlogged`]).
+    pub fn unlogged(&mut self) -> &mut Unlogged {
+        &mut self.unlogged
     }
 
     /// The row-level interface, for engine-neutral code that needs a query not wrapped here.
@@ -163,6 +233,7 @@ impl<'t> Tx<'t> {
         };
         let row = self.customer_row(&customer, now).await?;
         self.raw.insert_customer(&row).await?;
+        self.unlogged.customer_written(&customer, true);
         Ok(customer)
     }
 
@@ -171,9 +242,55 @@ impl<'t> Tx<'t> {
         customer: &Customer,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let before = self
+            .get_customer(customer.tenant_id.as_str(), customer.id.as_str())
+            .await?;
         let mut row = self.customer_row(customer, now).await?;
         row.updated_at = micros(now);
-        self.raw.update_customer(&row).await
+        let updated = self.raw.update_customer(&row).await?;
+        if updated {
+            let mut written = customer.clone();
+            written.updated_at = row.updated_at;
+            let details_changed = before.is_none_or(|b| details_differ(&b, &written));
+            self.unlogged.customer_written(&written, details_changed);
+        }
+        Ok(updated)
+    }
+
+    /// Writes a patient exactly as given, under their own id (`aro events rebuild`): personal
+    /// fields are sealed under the subject's existing data key, so every other ciphertext of the
+    /// patient keeps opening, and a patient without personal fields (erased) gets no key, so
+    /// nothing erased comes back. True when the row was created, false when it was replaced.
+    pub async fn restore_customer(&mut self, c: &Customer) -> Result<bool, StoreError> {
+        let has_personal = c.name.is_some() || c.phone.is_some() || c.email.is_some();
+        let key = if has_personal {
+            let key = self
+                .vault
+                .existing_key(&mut *self.raw, c.tenant_id.as_str(), c.id.as_str())
+                .await?
+                .ok_or_else(|| {
+                    corrupt(
+                        "customers",
+                        format!("{} has personal fields but no data key", c.id),
+                    )
+                })?;
+            Some(key)
+        } else {
+            None
+        };
+        let row = self.sealed_customer_row(c, key.as_ref())?;
+        if self
+            .raw
+            .get_customer(&row.tenant_id, &row.id)
+            .await?
+            .is_some()
+        {
+            self.raw.update_customer(&row).await?;
+            Ok(false)
+        } else {
+            self.raw.insert_customer(&row).await?;
+            Ok(true)
+        }
     }
 
     pub async fn get_customer(
@@ -222,9 +339,27 @@ impl<'t> Tx<'t> {
         c: &Customer,
         now: DateTime<Utc>,
     ) -> Result<CustomerRow, StoreError> {
+        // A patient with nothing personal to seal (an erased one) needs no key: creating one
+        // would make the ciphertexts sealed before the erasure fail to open instead of reading
+        // as erased.
+        if c.name.is_none() && c.phone.is_none() && c.email.is_none() {
+            return self.sealed_customer_row(c, None);
+        }
+        let key = self
+            .vault
+            .key_for(&mut *self.raw, c.tenant_id.as_str(), c.id.as_str(), now)
+            .await?;
+        self.sealed_customer_row(c, Some(&key))
+    }
+
+    /// The row of a patient, personal fields sealed under `key` (which they need).
+    fn sealed_customer_row(
+        &self,
+        c: &Customer,
+        key: Option<&aro_security::crypto::DataKey>,
+    ) -> Result<CustomerRow, StoreError> {
         let tenant = c.tenant_id.as_str();
         let id = c.id.as_str();
-        let key = self.vault.key_for(&mut *self.raw, tenant, id, now).await?;
         let place = |column| Place {
             tenant_id: tenant,
             table: "customers",
@@ -232,9 +367,11 @@ impl<'t> Tx<'t> {
             row_id: id,
         };
         let seal = |column, value: Option<&str>| -> Result<Option<Vec<u8>>, StoreError> {
-            value
-                .map(|v| self.vault.seal(&key, place(column), v))
-                .transpose()
+            match (value, key) {
+                (Some(v), Some(key)) => self.vault.seal(key, place(column), v).map(Some),
+                (Some(_), None) => Err(corrupt("customers", format!("{id}: no data key"))),
+                (None, _) => Ok(None),
+            }
         };
         Ok(CustomerRow {
             tenant_id: tenant.to_owned(),
@@ -363,9 +500,20 @@ impl<'t> Tx<'t> {
         appointment_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.raw
+        let inserted = self
+            .raw
             .insert_alias(tenant_id, source, external_id, appointment_id, micros(now))
-            .await
+            .await?;
+        if inserted {
+            self.unlogged.aliases.push(AliasWrite {
+                tenant_id: tenant_id.to_owned(),
+                source: source.to_owned(),
+                external_id: external_id.to_owned(),
+                appointment_id: appointment_id.to_owned(),
+                created_at: micros(now),
+            });
+        }
+        Ok(inserted)
     }
 
     pub async fn appointments_for_customer(
@@ -392,6 +540,8 @@ impl<'t> Tx<'t> {
     ) -> Result<(String, i64), StoreError> {
         let event_id = crate::ids::new_id(aro_domain::ids::prefix::EVENT);
         let (pii_subject, pii_ct) = match &event.pii {
+            // Nothing personal to seal (an erased patient's fields): no key is created for it.
+            Some(pii) if !has_value(&pii.fields) => (None, None),
             Some(pii) => {
                 let key = self
                     .vault
@@ -544,6 +694,16 @@ fn event_without_pii(row: EventRow) -> Event {
             correlation_id: row.correlation_id,
             causation_id: row.causation_id,
         },
+    }
+}
+
+/// Whether a JSON value holds anything but nulls (and empty objects or arrays).
+fn has_value(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Object(map) => map.values().any(has_value),
+        Value::Array(items) => items.iter().any(has_value),
+        _ => true,
     }
 }
 

@@ -99,9 +99,16 @@ impl<'a, 't> Ctx<'a, 't> {
         &mut self,
         event_type: EventType,
         aggregate: AggregateRef,
-        payload: Value,
-        pii: Option<EventPii>,
+        mut payload: Value,
+        mut pii: Option<EventPii>,
     ) {
+        crate::snapshot::carry_unlogged(
+            self.tx.unlogged(),
+            self.tenant.id.as_str(),
+            event_type,
+            &mut payload,
+            &mut pii,
+        );
         self.pending.push(NewEvent {
             tenant_id: self.tenant.id.to_string(),
             event_type,
@@ -152,6 +159,8 @@ impl<'a, 't> Ctx<'a, 't> {
 
     /// Appends every queued event, in order; returns their seqs.
     pub async fn finish(&mut self) -> EngineResult<Vec<i64>> {
+        // Read-model writes no queued event told get one, so the log alone rebuilds them.
+        crate::snapshot::log_unlogged(self).await?;
         let mut seqs = Vec::with_capacity(self.pending.len());
         for event in std::mem::take(&mut self.pending) {
             let (_, seq) = self.tx.append_event(event, self.real_now).await?;
