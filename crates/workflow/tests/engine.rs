@@ -1,32 +1,13 @@
 //! The engine on a real database: commands, idempotency, reminders on the business clock,
 //! timers across restarts, the execution queue and the dead-letter queue, guardrails.
 
+#[macro_use]
 mod support;
 
 use aro_workflow::executions::{ExecutionResult, ResultError, ResultStatus};
 use chrono::Duration;
 use serde_json::{Value, json};
 use support::*;
-
-macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let h = Harness::sqlite().await;
-                ($body)(h).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(h) = Harness::postgres().await else {
-                    return;
-                };
-                ($body)(h).await;
-            }
-        }
-    };
-}
 
 fn ok() -> ExecutionResult {
     ExecutionResult {

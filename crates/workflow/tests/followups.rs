@@ -3,6 +3,7 @@
 //! no-show; the rebooking offer goes after its delay only to a patient who has not booked again
 //! and still consents.
 
+#[macro_use]
 mod support;
 
 use aro_store::Event;
@@ -10,26 +11,6 @@ use aro_workflow::executions::{ClaimedExecution, ExecutionResult, ResultStatus};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use support::*;
-
-macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let h = Harness::sqlite().await;
-                ($body)(h).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(h) = Harness::postgres().await else {
-                    return;
-                };
-                ($body)(h).await;
-            }
-        }
-    };
-}
 
 const ADA: &str = "+14155552671";
 const GRACE: &str = "+14155552672";

@@ -4,32 +4,13 @@
 //! with everything a booking gets, booked once however often the provider reports it. (The
 //! same end to end through the sandbox's Calendly: tests/tests/rebooking.rs.)
 
+#[macro_use]
 mod support;
 
 use aro_workflow::executions::{ClaimedExecution, ExecutionResult, ResultStatus};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use support::*;
-
-macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let h = Harness::sqlite().await;
-                ($body)(h).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(h) = Harness::postgres().await else {
-                    return;
-                };
-                ($body)(h).await;
-            }
-        }
-    };
-}
 
 const ADA: &str = "+14155552671";
 

@@ -1,5 +1,6 @@
 //! Two core-engines on one PostgreSQL: 5,000 due timers, each fired exactly once.
 
+#[macro_use]
 mod support;
 
 use aro_domain::appointment::{Appointment, AppointmentStatus};

@@ -5,6 +5,7 @@
 //! an escalation when that timer gives up. States are read as `GET /v1/workflows/{id}` serves
 //! them (`Engine::get_workflow`).
 
+#[macro_use]
 mod support;
 
 use aro_store::engine_rows::{EscalationRow, ReminderLogRow, TimerRow, WorkflowRow};
@@ -12,26 +13,6 @@ use aro_workflow::timers;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use support::*;
-
-macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let h = Harness::sqlite().await;
-                ($body)(h).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(h) = Harness::postgres().await else {
-                    return;
-                };
-                ($body)(h).await;
-            }
-        }
-    };
-}
 
 const ADA: &str = "+14155552671";
 

@@ -3,6 +3,29 @@
 
 #![allow(dead_code)]
 
+/// Runs a test body on SQLite and on PostgreSQL (skipped without a test server), each with a
+/// fresh [`Harness`]: `on_both!(name, |h: Harness| async move { … })`.
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let h = Harness::sqlite().await;
+                ($body)(h).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(h) = Harness::postgres().await else {
+                    return;
+                };
+                ($body)(h).await;
+            }
+        }
+    };
+}
+
 use aro_security::crypto::{Keyring, MasterKey};
 use aro_store::testing_pg::PgDatabase;
 use aro_store::{Event, EventQuery, Store};
