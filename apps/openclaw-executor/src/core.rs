@@ -474,6 +474,18 @@ async fn exchange<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&bytes).map_err(|_| CoreError::InvalidAnswer)
 }
 
+/// What the executor reads about a tenant's needs (see `crate::providers`): one more use of
+/// `GET /v1/tenant`, kept apart from the permission read.
+impl CoreClient {
+    /// `GET /v1/tenant` for `tenant_id`, whole: its permissions and its installed configuration
+    /// (policies included).
+    pub async fn tenant_profile(&self, tenant_id: &str) -> Result<Value, CoreError> {
+        let url = self.url("v1/tenant")?;
+        self.send(CORE_DESTINATION, Method::Get, url, None, Some(tenant_id))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
