@@ -342,37 +342,41 @@ both_engines!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_free_text_opt_out_is_confirmed_by_aro_because_twilio_only_answers_keywords() {
-    let Some(c) = Clinic::start(Db::Sqlite, MONDAY_9AM).await else {
-        return;
-    };
-    c.book(&Booking::new("Ada Lovelace", ADA, THURSDAY_10AM))
-        .await;
-    c.set_clock("2030-04-02T14:01:00Z").await;
+both_engines!(
+    a_free_text_opt_out_is_confirmed_by_aro_because_twilio_only_answers_keywords,
+    |db| async move {
+        let Some(c) = Clinic::start(db, MONDAY_9AM).await else {
+            return;
+        };
+        c.book(&Booking::new("Ada Lovelace", ADA, THURSDAY_10AM))
+            .await;
+        c.set_clock("2030-04-02T14:01:00Z").await;
 
-    // Twilio handles only whole-message keywords: "please stop texting me" passes it by, so
-    // the one confirmation must be ARO's although the tenant's Twilio answers STOP itself.
-    let answer = c.reply(ADA, "please stop texting me").await;
-    assert!(answer["autoReply"].is_null(), "{answer}");
-    c.settle().await;
-    let phone = c.phone(ADA).await;
-    assert_eq!(phone.len(), 2, "exactly one confirmation: {phone:?}");
-    assert!(phone[1].sent_by_aro() && phone[1].body.contains("unsubscribed"));
+        // Twilio handles only whole-message keywords: "please stop texting me" passes it by, so
+        // the one confirmation must be ARO's although the tenant's Twilio answers STOP itself.
+        let answer = c.reply(ADA, "please stop texting me").await;
+        assert!(answer["autoReply"].is_null(), "{answer}");
+        c.settle().await;
+        let phone = c.phone(ADA).await;
+        assert_eq!(phone.len(), 2, "exactly one confirmation: {phone:?}");
+        assert!(phone[1].sent_by_aro() && phone[1].body.contains("unsubscribed"));
 
-    // Twilio never blocked the number, so it does not answer START either: ARO does.
-    let answer = c.reply(ADA, "START").await;
-    assert!(answer["autoReply"].is_null(), "{answer}");
-    c.settle().await;
-    let phone = c.phone(ADA).await;
-    assert_eq!(
-        phone.len(),
-        3,
-        "exactly one resubscription notice: {phone:?}"
-    );
-    assert!(phone[2].sent_by_aro() && phone[2].body.contains("subscribed to appointment texts"));
-    c.stop().await;
-}
+        // Twilio never blocked the number, so it does not answer START either: ARO does.
+        let answer = c.reply(ADA, "START").await;
+        assert!(answer["autoReply"].is_null(), "{answer}");
+        c.settle().await;
+        let phone = c.phone(ADA).await;
+        assert_eq!(
+            phone.len(),
+            3,
+            "exactly one resubscription notice: {phone:?}"
+        );
+        assert!(
+            phone[2].sent_by_aro() && phone[2].body.contains("subscribed to appointment texts")
+        );
+        c.stop().await;
+    }
+);
 
 // ----- reschedules and cancellations -----
 
@@ -459,104 +463,110 @@ both_engines!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reminders_land_inside_the_window_at_the_right_hours_on_the_spring_forward_night() {
-    let Some(c) = Clinic::start(Db::Sqlite, "2030-03-07T14:00:00Z").await else {
-        return;
-    };
-    // New York springs forward on Sunday 2030-03-10 at 02:00. A visit Monday 08:00 EDT
-    // (12:00Z): 48 h before is Saturday 07:00 EST (outside: Friday 21:00 EST instead); 24 h
-    // before is Sunday 08:00 EDT — 12:00Z, not 13:00Z as a fixed EST offset would say.
-    let visit = c
-        .book(&Booking::new("Ada Lovelace", ADA, "2030-03-11T12:00:00Z"))
-        .await;
-    c.set_clock("2030-03-09T01:59:00Z").await;
-    assert!(c.texts(ADA).await.is_empty());
-    c.set_clock("2030-03-09T02:01:00Z").await;
-    let texts = c.texts(ADA).await;
-    assert_eq!(texts.len(), 1);
-    assert!(texts[0].contains("Mon, Mar 11 at 8:00 AM"), "{texts:?}");
-    c.set_clock("2030-03-10T11:59:00Z").await;
-    assert_eq!(c.texts(ADA).await.len(), 1, "not before 08:00 EDT");
-    c.set_clock("2030-03-10T12:01:00Z").await;
-    assert_eq!(c.texts(ADA).await.len(), 2);
-    let sent = c.queued(&visit).await;
-    let when: Vec<String> = sent
-        .iter()
-        .map(|(_, t)| local(*t, "America/New_York"))
-        .collect();
-    assert_eq!(when, ["Fri 21:00 EST", "Sun 08:00 EDT"]);
-    c.stop().await;
-}
+both_engines!(
+    reminders_land_inside_the_window_at_the_right_hours_on_the_spring_forward_night,
+    |db| async move {
+        let Some(c) = Clinic::start(db, "2030-03-07T14:00:00Z").await else {
+            return;
+        };
+        // New York springs forward on Sunday 2030-03-10 at 02:00. A visit Monday 08:00 EDT
+        // (12:00Z): 48 h before is Saturday 07:00 EST (outside: Friday 21:00 EST instead); 24 h
+        // before is Sunday 08:00 EDT — 12:00Z, not 13:00Z as a fixed EST offset would say.
+        let visit = c
+            .book(&Booking::new("Ada Lovelace", ADA, "2030-03-11T12:00:00Z"))
+            .await;
+        c.set_clock("2030-03-09T01:59:00Z").await;
+        assert!(c.texts(ADA).await.is_empty());
+        c.set_clock("2030-03-09T02:01:00Z").await;
+        let texts = c.texts(ADA).await;
+        assert_eq!(texts.len(), 1);
+        assert!(texts[0].contains("Mon, Mar 11 at 8:00 AM"), "{texts:?}");
+        c.set_clock("2030-03-10T11:59:00Z").await;
+        assert_eq!(c.texts(ADA).await.len(), 1, "not before 08:00 EDT");
+        c.set_clock("2030-03-10T12:01:00Z").await;
+        assert_eq!(c.texts(ADA).await.len(), 2);
+        let sent = c.queued(&visit).await;
+        let when: Vec<String> = sent
+            .iter()
+            .map(|(_, t)| local(*t, "America/New_York"))
+            .collect();
+        assert_eq!(when, ["Fri 21:00 EST", "Sun 08:00 EDT"]);
+        c.stop().await;
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reminders_land_inside_the_window_at_the_right_hours_on_the_fall_back_night() {
-    let Some(c) = Clinic::start(Db::Sqlite, "2030-10-31T14:00:00Z").await else {
-        return;
-    };
-    // New York falls back on Sunday 2030-11-03 at 02:00. A visit Monday 07:30 EST (12:30Z):
-    // 48 h before is Saturday 08:30 EDT (inside); 24 h before is Sunday 07:30 EST (outside,
-    // though a fixed EDT offset would call it 08:30), so it moves to Saturday 21:00 EDT.
-    let visit = c
-        .book(&Booking::new("Ada Lovelace", ADA, "2030-11-04T12:30:00Z"))
-        .await;
-    c.set_clock("2030-11-02T12:29:00Z").await;
-    assert!(c.texts(ADA).await.is_empty());
-    c.set_clock("2030-11-02T12:31:00Z").await;
-    let texts = c.texts(ADA).await;
-    assert_eq!(texts.len(), 1);
-    assert!(texts[0].contains("Mon, Nov 4 at 7:30 AM"), "{texts:?}");
-    c.set_clock("2030-11-03T00:59:00Z").await;
-    assert_eq!(c.texts(ADA).await.len(), 1);
-    c.set_clock("2030-11-03T01:01:00Z").await;
-    assert_eq!(c.texts(ADA).await.len(), 2);
-    c.set_clock("2030-11-04T12:00:00Z").await;
-    let sent = c.queued(&visit).await;
-    let when: Vec<String> = sent
-        .iter()
-        .map(|(_, t)| local(*t, "America/New_York"))
-        .collect();
-    assert_eq!(when, ["Sat 08:30 EDT", "Sat 21:00 EDT"]);
-    let ny = zone("America/New_York");
-    assert!(sent.iter().all(|(_, t)| inside_window(*t, ny)));
-    c.stop().await;
-}
+both_engines!(
+    reminders_land_inside_the_window_at_the_right_hours_on_the_fall_back_night,
+    |db| async move {
+        let Some(c) = Clinic::start(db, "2030-10-31T14:00:00Z").await else {
+            return;
+        };
+        // New York falls back on Sunday 2030-11-03 at 02:00. A visit Monday 07:30 EST (12:30Z):
+        // 48 h before is Saturday 08:30 EDT (inside); 24 h before is Sunday 07:30 EST (outside,
+        // though a fixed EDT offset would call it 08:30), so it moves to Saturday 21:00 EDT.
+        let visit = c
+            .book(&Booking::new("Ada Lovelace", ADA, "2030-11-04T12:30:00Z"))
+            .await;
+        c.set_clock("2030-11-02T12:29:00Z").await;
+        assert!(c.texts(ADA).await.is_empty());
+        c.set_clock("2030-11-02T12:31:00Z").await;
+        let texts = c.texts(ADA).await;
+        assert_eq!(texts.len(), 1);
+        assert!(texts[0].contains("Mon, Nov 4 at 7:30 AM"), "{texts:?}");
+        c.set_clock("2030-11-03T00:59:00Z").await;
+        assert_eq!(c.texts(ADA).await.len(), 1);
+        c.set_clock("2030-11-03T01:01:00Z").await;
+        assert_eq!(c.texts(ADA).await.len(), 2);
+        c.set_clock("2030-11-04T12:00:00Z").await;
+        let sent = c.queued(&visit).await;
+        let when: Vec<String> = sent
+            .iter()
+            .map(|(_, t)| local(*t, "America/New_York"))
+            .collect();
+        assert_eq!(when, ["Sat 08:30 EDT", "Sat 21:00 EDT"]);
+        let ny = zone("America/New_York");
+        assert!(sent.iter().all(|(_, t)| inside_window(*t, ny)));
+        c.stop().await;
+    }
+);
 
 // ----- the message cap -----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fourth_text_in_24_hours_is_refused_and_logged_but_an_answer_still_goes() {
-    let Some(c) = Clinic::start(Db::Sqlite, MONDAY_9AM).await else {
-        return;
-    };
-    // Four visits on Thursday for one patient: four 48 h reminders on Tuesday, an hour apart.
-    let mut visits = Vec::new();
-    for starts in [
-        "2030-04-04T14:00:00Z",
-        "2030-04-04T15:00:00Z",
-        "2030-04-04T16:00:00Z",
-        "2030-04-04T17:00:00Z",
-    ] {
-        visits.push(c.book(&Booking::new("Ada Lovelace", ADA, starts)).await);
+both_engines!(
+    a_fourth_text_in_24_hours_is_refused_and_logged_but_an_answer_still_goes,
+    |db| async move {
+        let Some(c) = Clinic::start(db, MONDAY_9AM).await else {
+            return;
+        };
+        // Four visits on Thursday for one patient: four 48 h reminders on Tuesday, an hour apart.
+        let mut visits = Vec::new();
+        for starts in [
+            "2030-04-04T14:00:00Z",
+            "2030-04-04T15:00:00Z",
+            "2030-04-04T16:00:00Z",
+            "2030-04-04T17:00:00Z",
+        ] {
+            visits.push(c.book(&Booking::new("Ada Lovelace", ADA, starts)).await);
+        }
+        c.set_clock("2030-04-02T17:30:00Z").await;
+        let texts = c.texts(ADA).await;
+        assert_eq!(texts.len(), 3, "three per rolling 24 h: {texts:?}");
+        assert_eq!(
+            c.skipped(&visits[3]).await,
+            [("reminder_48h".to_owned(), "message_cap".to_owned())],
+            "the fourth is refused and logged with its reason"
+        );
+        // An answer to the patient's own text is not counted.
+        c.reply(ADA, "C").await;
+        let texts = c.wait_for_texts(ADA, 4).await;
+        assert!(
+            texts[3].contains("you're confirmed for Thu, Apr 4 at 10:00 AM"),
+            "{texts:?}"
+        );
+        assert_eq!(c.status(&visits[0]).await, "confirmed");
+        c.stop().await;
     }
-    c.set_clock("2030-04-02T17:30:00Z").await;
-    let texts = c.texts(ADA).await;
-    assert_eq!(texts.len(), 3, "three per rolling 24 h: {texts:?}");
-    assert_eq!(
-        c.skipped(&visits[3]).await,
-        [("reminder_48h".to_owned(), "message_cap".to_owned())],
-        "the fourth is refused and logged with its reason"
-    );
-    // An answer to the patient's own text is not counted.
-    c.reply(ADA, "C").await;
-    let texts = c.wait_for_texts(ADA, 4).await;
-    assert!(
-        texts[3].contains("you're confirmed for Thu, Apr 4 at 10:00 AM"),
-        "{texts:?}"
-    );
-    assert_eq!(c.status(&visits[0]).await, "confirmed");
-    c.stop().await;
-}
+);
 
 // ----- after the visit -----
 
@@ -753,42 +763,44 @@ both_engines!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paying_the_deposit_link_records_the_payment_and_stops_the_nudges() {
-    let Some(c) = Clinic::start(Db::Sqlite, MONDAY_9AM).await else {
-        return;
-    };
-    const LEE: &str = "+14155552673";
-    two_no_shows(&c, LEE).await;
-    let visit = c
-        .book(&Booking::new("Lee Park", LEE, "2030-04-07T14:00:00Z"))
-        .await;
-    c.set_clock("2030-04-05T14:01:00Z").await;
-    assert_eq!(c.texts(LEE).await.len(), 4, "reminder and deposit link");
-    let link = c.payment_links().await.remove(0);
-    c.pay(link["id"].as_str().expect("link id")).await;
-    let paid = c
-        .wait_for_event("payment.completed", |e| {
-            e["aggregate"]["id"] == visit.appointment.as_str()
-        })
-        .await;
-    assert_eq!(paid["payload"]["amountMinor"], 2500);
-    assert_eq!(paid["payload"]["currency"], "USD");
-    assert_eq!(c.payment_links().await[0]["status"], "paid");
+both_engines!(
+    paying_the_deposit_link_records_the_payment_and_stops_the_nudges,
+    |db| async move {
+        let Some(c) = Clinic::start(db, MONDAY_9AM).await else {
+            return;
+        };
+        const LEE: &str = "+14155552673";
+        two_no_shows(&c, LEE).await;
+        let visit = c
+            .book(&Booking::new("Lee Park", LEE, "2030-04-07T14:00:00Z"))
+            .await;
+        c.set_clock("2030-04-05T14:01:00Z").await;
+        assert_eq!(c.texts(LEE).await.len(), 4, "reminder and deposit link");
+        let link = c.payment_links().await.remove(0);
+        c.pay(link["id"].as_str().expect("link id")).await;
+        let paid = c
+            .wait_for_event("payment.completed", |e| {
+                e["aggregate"]["id"] == visit.appointment.as_str()
+            })
+            .await;
+        assert_eq!(paid["payload"]["amountMinor"], 2500);
+        assert_eq!(paid["payload"]["currency"], "USD");
+        assert_eq!(c.payment_links().await[0]["status"], "paid");
 
-    c.set_clock("2030-04-07T13:00:00Z").await;
-    let texts = c.texts(LEE).await;
-    assert!(
-        !texts.iter().any(|t| t.contains("still open")),
-        "no nudge after paying: {texts:?}"
-    );
-    assert!(
-        !c.escalation_reasons()
-            .await
-            .contains(&"deposit_unpaid".to_owned())
-    );
-    c.stop().await;
-}
+        c.set_clock("2030-04-07T13:00:00Z").await;
+        let texts = c.texts(LEE).await;
+        assert!(
+            !texts.iter().any(|t| t.contains("still open")),
+            "no nudge after paying: {texts:?}"
+        );
+        assert!(
+            !c.escalation_reasons()
+                .await
+                .contains(&"deposit_unpaid".to_owned())
+        );
+        c.stop().await;
+    }
+);
 
 // ----- shared phones -----
 
@@ -898,141 +910,145 @@ async fn escalated_for(c: &Clinic, visit: &Visit, reason: &str) -> bool {
         .any(|e| e["payload"]["reason"] == reason)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unclear_reply_goes_to_the_executor_s_llm_and_only_a_confident_reading_is_acted_on() {
-    let llm = FakeLlm::start(llm_script()).await;
-    let setup = Setup {
-        llm: Some(llm.base_url.clone()),
-        residency: ClassificationResidency::OpenclawExecutor,
-    };
-    let Some(c) = Clinic::start_with(Db::Sqlite, MONDAY_9AM, setup).await else {
-        return;
-    };
-    const MALFORMED: &str = "+14155552681";
-    const LOW: &str = "+14155552682";
-    const SLOW: &str = "+14155552683";
-    let visits = reminded(
-        &c,
-        &[
-            ("Ada Lovelace", ADA),
-            ("Mal Formed", MALFORMED),
-            ("Lo Confidence", LOW),
-            ("Slow Model", SLOW),
-        ],
-    )
-    .await;
+both_engines!(
+    an_unclear_reply_goes_to_the_executor_s_llm_and_only_a_confident_reading_is_acted_on,
+    |db| async move {
+        let llm = FakeLlm::start(llm_script()).await;
+        let setup = Setup {
+            llm: Some(llm.base_url.clone()),
+            residency: ClassificationResidency::OpenclawExecutor,
+        };
+        let Some(c) = Clinic::start_with(db, MONDAY_9AM, setup).await else {
+            return;
+        };
+        const MALFORMED: &str = "+14155552681";
+        const LOW: &str = "+14155552682";
+        const SLOW: &str = "+14155552683";
+        let visits = reminded(
+            &c,
+            &[
+                ("Ada Lovelace", ADA),
+                ("Mal Formed", MALFORMED),
+                ("Lo Confidence", LOW),
+                ("Slow Model", SLOW),
+            ],
+        )
+        .await;
 
-    // Confident: acted on, with the pack's acknowledgement (never the model's words).
-    c.reply(ADA, "maybe i can come").await;
-    wait_until("the model's reading is applied", || async {
-        c.status(&visits[0]).await == "confirmed"
-    })
-    .await;
-    let texts = c.wait_for_texts(ADA, 2).await;
-    assert!(
-        texts[1].starts_with("Demo Clinic: thanks Ada, you're confirmed"),
-        "{texts:?}"
-    );
-    let read = readings(&c, &visits[0]).await;
-    assert_eq!(read.len(), 2, "{read:?}");
-    assert_eq!(read[0].0, "rules");
-    assert!(read[0].1 < 0.7, "the rules were unsure: {read:?}");
-    assert_eq!(read[1], ("llm".to_owned(), 0.93_f32 as f64));
-    let asked = llm.requests_about("maybe i can come");
-    assert_eq!(asked.len(), 1);
-    assert_eq!(asked[0]["temperature"], 0.1);
-    assert_eq!(asked[0]["response_format"]["type"], "json_object");
-
-    // A malformed answer, and a confident-sounding but low-confidence one: staff decide.
-    c.reply(MALFORMED, "perhaps, we will see").await;
-    c.reply(LOW, "dunno honestly").await;
-    for visit in &visits[1..3] {
-        wait_until("the reply went to staff", || async {
-            escalated_for(&c, visit, "unclear_reply").await
+        // Confident: acted on, with the pack's acknowledgement (never the model's words).
+        c.reply(ADA, "maybe i can come").await;
+        wait_until("the model's reading is applied", || async {
+            c.status(&visits[0]).await == "confirmed"
         })
         .await;
-        assert_eq!(c.status(visit).await, "booked");
-    }
-    // The model times out (the answer comes after the 1 s timeout) on every attempt.
-    c.reply(SLOW, "possibly, depends on work").await;
-    wait_until("the timed-out reply went to staff", || async {
-        escalated_for(&c, &visits[3], "unclear_reply").await
-    })
-    .await;
-    assert_eq!(c.status(&visits[3]).await, "booked");
-    for phrase in ["perhaps", "dunno", "possibly"] {
+        let texts = c.wait_for_texts(ADA, 2).await;
         assert!(
-            !llm.requests_about(phrase).is_empty(),
-            "the model was asked: {phrase}"
+            texts[1].starts_with("Demo Clinic: thanks Ada, you're confirmed"),
+            "{texts:?}"
         );
-    }
-    for phone in [MALFORMED, LOW, SLOW] {
-        assert_eq!(
-            c.texts(phone).await.len(),
-            1,
-            "no automated answer to {phone}"
-        );
-    }
-    c.stop().await;
-}
+        let read = readings(&c, &visits[0]).await;
+        assert_eq!(read.len(), 2, "{read:?}");
+        assert_eq!(read[0].0, "rules");
+        assert!(read[0].1 < 0.7, "the rules were unsure: {read:?}");
+        assert_eq!(read[1], ("llm".to_owned(), 0.93_f32 as f64));
+        let asked = llm.requests_about("maybe i can come");
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0]["temperature"], 0.1);
+        assert_eq!(asked[0]["response_format"]["type"], "json_object");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn core_engine_asks_the_llm_itself_for_a_tenant_whose_classification_runs_in_core() {
-    let llm = FakeLlm::start(llm_script()).await;
-    let setup = Setup {
-        llm: Some(llm.base_url.clone()),
-        residency: ClassificationResidency::CoreEngine,
-    };
-    let Some(c) = Clinic::start_with(Db::Sqlite, MONDAY_9AM, setup).await else {
-        return;
-    };
-    const MALFORMED: &str = "+14155552681";
-    const LOW: &str = "+14155552682";
-    const SLOW: &str = "+14155552683";
-    let visits = reminded(
-        &c,
-        &[
-            ("Ada Lovelace", ADA),
-            ("Mal Formed", MALFORMED),
-            ("Lo Confidence", LOW),
-            ("Slow Model", SLOW),
-        ],
-    )
-    .await;
-    c.reply(ADA, "maybe i can come").await;
-    wait_until("core's classifier applied the reading", || async {
-        c.status(&visits[0]).await == "confirmed"
-    })
-    .await;
-    let texts = c.wait_for_texts(ADA, 2).await;
-    assert!(texts[1].starts_with("Demo Clinic: thanks Ada"), "{texts:?}");
-    assert_eq!(readings(&c, &visits[0]).await[1].0, "llm");
-    assert_eq!(
-        llm.requests_about("maybe i can come").len(),
-        1,
-        "asked once, by core (never also by the executor)"
-    );
-    for (phone, reply) in [
-        (MALFORMED, "perhaps, we will see"),
-        (LOW, "dunno honestly"),
-        (SLOW, "possibly, depends on work"),
-    ] {
-        c.reply(phone, reply).await;
-    }
-    for visit in &visits[1..] {
-        wait_until("the reply went to staff", || async {
-            escalated_for(&c, visit, "unclear_reply").await
+        // A malformed answer, and a confident-sounding but low-confidence one: staff decide.
+        c.reply(MALFORMED, "perhaps, we will see").await;
+        c.reply(LOW, "dunno honestly").await;
+        for visit in &visits[1..3] {
+            wait_until("the reply went to staff", || async {
+                escalated_for(&c, visit, "unclear_reply").await
+            })
+            .await;
+            assert_eq!(c.status(visit).await, "booked");
+        }
+        // The model times out (the answer comes after the 1 s timeout) on every attempt.
+        c.reply(SLOW, "possibly, depends on work").await;
+        wait_until("the timed-out reply went to staff", || async {
+            escalated_for(&c, &visits[3], "unclear_reply").await
         })
         .await;
-        assert_eq!(c.status(visit).await, "booked");
+        assert_eq!(c.status(&visits[3]).await, "booked");
+        for phrase in ["perhaps", "dunno", "possibly"] {
+            assert!(
+                !llm.requests_about(phrase).is_empty(),
+                "the model was asked: {phrase}"
+            );
+        }
+        for phone in [MALFORMED, LOW, SLOW] {
+            assert_eq!(
+                c.texts(phone).await.len(),
+                1,
+                "no automated answer to {phone}"
+            );
+        }
+        c.stop().await;
     }
-    assert_eq!(
-        c.events("execution.dead_lettered").await.len(),
-        0,
-        "core's own classifier reports failures at once"
-    );
-    c.stop().await;
-}
+);
+
+both_engines!(
+    core_engine_asks_the_llm_itself_for_a_tenant_whose_classification_runs_in_core,
+    |db| async move {
+        let llm = FakeLlm::start(llm_script()).await;
+        let setup = Setup {
+            llm: Some(llm.base_url.clone()),
+            residency: ClassificationResidency::CoreEngine,
+        };
+        let Some(c) = Clinic::start_with(db, MONDAY_9AM, setup).await else {
+            return;
+        };
+        const MALFORMED: &str = "+14155552681";
+        const LOW: &str = "+14155552682";
+        const SLOW: &str = "+14155552683";
+        let visits = reminded(
+            &c,
+            &[
+                ("Ada Lovelace", ADA),
+                ("Mal Formed", MALFORMED),
+                ("Lo Confidence", LOW),
+                ("Slow Model", SLOW),
+            ],
+        )
+        .await;
+        c.reply(ADA, "maybe i can come").await;
+        wait_until("core's classifier applied the reading", || async {
+            c.status(&visits[0]).await == "confirmed"
+        })
+        .await;
+        let texts = c.wait_for_texts(ADA, 2).await;
+        assert!(texts[1].starts_with("Demo Clinic: thanks Ada"), "{texts:?}");
+        assert_eq!(readings(&c, &visits[0]).await[1].0, "llm");
+        assert_eq!(
+            llm.requests_about("maybe i can come").len(),
+            1,
+            "asked once, by core (never also by the executor)"
+        );
+        for (phone, reply) in [
+            (MALFORMED, "perhaps, we will see"),
+            (LOW, "dunno honestly"),
+            (SLOW, "possibly, depends on work"),
+        ] {
+            c.reply(phone, reply).await;
+        }
+        for visit in &visits[1..] {
+            wait_until("the reply went to staff", || async {
+                escalated_for(&c, visit, "unclear_reply").await
+            })
+            .await;
+            assert_eq!(c.status(visit).await, "booked");
+        }
+        assert_eq!(
+            c.events("execution.dead_lettered").await.len(),
+            0,
+            "core's own classifier reports failures at once"
+        );
+        c.stop().await;
+    }
+);
 
 // ----- Spanish -----
 
@@ -1125,53 +1141,55 @@ both_engines!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_long_clock_jump_still_sends_each_reminder_at_its_own_time() {
-    let Some(c) = Clinic::start(Db::Sqlite, MONDAY_9AM).await else {
-        return;
-    };
-    let visit = c
-        .book(&Booking::new("Ada Lovelace", ADA, THURSDAY_10AM))
-        .await;
-    // From Monday to Wednesday evening in one advance: both reminders fall due on the way.
-    c.set_clock("2030-04-03T22:00:00Z").await;
-    let texts = c.texts(ADA).await;
-    assert_eq!(texts.len(), 2, "{texts:?}");
-    let sent = c.queued(&visit).await;
-    let when: Vec<String> = sent
-        .iter()
-        .map(|(_, t)| local(*t, "America/New_York"))
-        .collect();
-    assert_eq!(
-        when,
-        ["Tue 10:00 EDT", "Wed 10:00 EDT"],
-        "each decided at its own time"
-    );
-    // And each left the building then: the executor's report comes before the clock moved on.
-    let handed_over: Vec<String> = c
-        .events("message.sent")
-        .await
-        .iter()
-        .filter(|e| {
-            e["payload"]["purpose"]
-                .as_str()
-                .is_some_and(|p| p.starts_with("reminder_"))
-        })
-        .map(|e| {
-            local(
-                parse_time(e["occurredAt"].as_str().unwrap()),
-                "America/New_York",
-            )
-        })
-        .collect();
-    assert_eq!(
-        handed_over,
-        ["Tue 10:00 EDT", "Wed 10:00 EDT"],
-        "each sent at its own time"
-    );
-    assert!(
-        c.events("execution.expired").await.is_empty(),
-        "nothing expired on the way"
-    );
-    c.stop().await;
-}
+both_engines!(
+    one_long_clock_jump_still_sends_each_reminder_at_its_own_time,
+    |db| async move {
+        let Some(c) = Clinic::start(db, MONDAY_9AM).await else {
+            return;
+        };
+        let visit = c
+            .book(&Booking::new("Ada Lovelace", ADA, THURSDAY_10AM))
+            .await;
+        // From Monday to Wednesday evening in one advance: both reminders fall due on the way.
+        c.set_clock("2030-04-03T22:00:00Z").await;
+        let texts = c.texts(ADA).await;
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        let sent = c.queued(&visit).await;
+        let when: Vec<String> = sent
+            .iter()
+            .map(|(_, t)| local(*t, "America/New_York"))
+            .collect();
+        assert_eq!(
+            when,
+            ["Tue 10:00 EDT", "Wed 10:00 EDT"],
+            "each decided at its own time"
+        );
+        // And each left the building then: the executor's report comes before the clock moved on.
+        let handed_over: Vec<String> = c
+            .events("message.sent")
+            .await
+            .iter()
+            .filter(|e| {
+                e["payload"]["purpose"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("reminder_"))
+            })
+            .map(|e| {
+                local(
+                    parse_time(e["occurredAt"].as_str().unwrap()),
+                    "America/New_York",
+                )
+            })
+            .collect();
+        assert_eq!(
+            handed_over,
+            ["Tue 10:00 EDT", "Wed 10:00 EDT"],
+            "each sent at its own time"
+        );
+        assert!(
+            c.events("execution.expired").await.is_empty(),
+            "nothing expired on the way"
+        );
+        c.stop().await;
+    }
+);
