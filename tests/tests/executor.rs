@@ -433,8 +433,35 @@ both_engines!(
     }
 );
 
+/// The executor's `/ready`: its status and body.
+async fn ready(http: &reqwest::Client, executor: &url::Url) -> (u16, String) {
+    let resp = http
+        .get(executor.join("ready").expect("url"))
+        .send()
+        .await
+        .expect("ready");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+/// The readiness check called `name` in a `/ready` body (200 or 503).
+fn check_named(body: &str, name: &str) -> Value {
+    let answer: Value = serde_json::from_str(body).unwrap_or_default();
+    let checks = if answer["checks"].is_array() {
+        &answer["checks"]
+    } else {
+        &answer["error"]["details"]["checks"]
+    };
+    checks
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name).cloned())
+        .unwrap_or_default()
+}
+
 both_engines!(
-    readiness_names_a_provider_whose_credentials_were_refused,
+    readiness_names_a_provider_that_refused_the_configured_credentials_from_the_start,
     |db| async move {
         let Some(drill) = Drill::start(db).await else {
             return;
@@ -444,30 +471,33 @@ both_engines!(
         if let Some(twilio) = config.providers.twilio.as_mut() {
             twilio.auth_token = aro_config::Secret::new(wrong);
         }
+        // Returns once the executor has made its credential checks.
         let (worker, executor) = drill.start_executor_with(config).await;
-        let ready = |http: reqwest::Client, url: url::Url| async move {
-            let resp = http
-                .get(url.join("ready").expect("url"))
-                .send()
-                .await
-                .expect("ready");
-            (
-                resp.status().as_u16(),
-                resp.text().await.unwrap_or_default(),
-            )
-        };
-        let (status, body) = ready(drill.http.clone(), executor.url.clone()).await;
-        assert_eq!(
-            status, 200,
-            "credentials look present until a provider refuses them: {body}"
-        );
-        let checks: Value = serde_json::from_str(&body).unwrap_or_default();
-        let names: Vec<&str> = checks["checks"]
+        // Refused at start, before any text depends on it: Twilio's account fetch said 401.
+        let (status, body) = ready(&drill.http, &executor.url).await;
+        assert_eq!(status, 503, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap_or_default();
+        let names: Vec<&str> = answer["error"]["details"]["checks"]
             .as_array()
             .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
             .unwrap_or_default();
         assert_eq!(names, ["core", "twilio", "stripe", "calendly"]);
+        let twilio = check_named(&body, "twilio");
+        assert_eq!(twilio["ok"], false, "{body}");
+        let detail = twilio["detail"].as_str().unwrap_or("");
+        assert!(detail.contains("HTTP 401"), "{body}");
+        assert!(
+            detail.contains("[providers.twilio]") && detail.contains("auth_token"),
+            "names the keys to fix: {body}"
+        );
+        for accepted in ["stripe", "calendly"] {
+            let check = check_named(&body, accepted);
+            assert_eq!(check["ok"], true, "{body}");
+            assert_eq!(check["detail"], "credentials accepted by the provider");
+        }
+        assert!(!body.contains(wrong), "the secret never appears");
 
+        // A send is refused too, and nothing reaches the patient.
         drill
             .book("default", "https://x.example/i/cred", "+14155550177", 50)
             .await;
@@ -476,20 +506,99 @@ both_engines!(
             worker.stats().failed_retryable >= 1
         })
         .await;
-        let (status, body) = ready(drill.http.clone(), executor.url.clone()).await;
+        let (status, body) = ready(&drill.http, &executor.url).await;
         assert_eq!(status, 503, "{body}");
-        let answer: Value = serde_json::from_str(&body).unwrap_or_default();
-        let twilio = answer["error"]["details"]["checks"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == "twilio").cloned())
-            .unwrap_or_default();
-        assert_eq!(twilio["ok"], false, "{body}");
-        assert!(
-            twilio["detail"].as_str().unwrap_or("").contains("401"),
-            "{body}"
-        );
         assert!(!body.contains(wrong), "the secret never appears");
         assert!(drill.messages(Some("+14155550177")).await.is_empty());
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_leaves_the_credentials_unverified_not_refused() {
+    let Some(drill) = Drill::start(aro_tests::Db::Sqlite).await else {
+        return;
+    };
+    let mut config = drill.config();
+    // Nothing listens on port 9 of loopback: the check cannot ask Stripe anything.
+    if let Some(stripe) = config.providers.stripe.as_mut() {
+        stripe.base_url = url::Url::parse("http://127.0.0.1:9/").expect("url");
+    }
+    let (_worker, executor) = drill.start_executor_with(config).await;
+    let (status, body) = ready(&drill.http, &executor.url).await;
+    assert_eq!(status, 200, "{body}");
+    let stripe = check_named(&body, "stripe");
+    assert_eq!(stripe["ok"], true, "{body}");
+    assert!(
+        stripe["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("credentials not verified"),
+        "{body}"
+    );
+    assert_eq!(
+        check_named(&body, "twilio")["detail"],
+        "credentials accepted by the provider"
+    );
+}
+
+both_engines!(
+    a_missing_provider_section_is_named_once_a_tenants_policies_need_it,
+    |db| async move {
+        let Some(drill) = Drill::start(db).await else {
+            return;
+        };
+        let mut config = drill.config();
+        config.providers.stripe = None;
+        let (_worker, executor) = drill.start_executor_with(config).await;
+        // Listed, and fine while no tenant needs it.
+        let (status, body) = ready(&drill.http, &executor.url).await;
+        assert_eq!(status, 200, "{body}");
+        let stripe = check_named(&body, "stripe");
+        assert_eq!(stripe["ok"], true, "{body}");
+        assert!(
+            stripe["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not configured ([providers.stripe])"),
+            "{body}"
+        );
+
+        // The executor meets the tenant through a reminder; its policies ask for deposits
+        // (the default 25.00) and it has no Stripe credentials of its own.
+        drill
+            .book("default", "https://x.example/i/needs", "+14155550178", 50)
+            .await;
+        drill.advance("3h").await;
+        let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        wait_until(
+            Duration::from_secs(30),
+            "/ready names the tenant that needs Stripe",
+            || {
+                let last = last.clone();
+                let http = drill.http.clone();
+                let url = executor.url.clone();
+                async move {
+                    let (status, body) = ready(&http, &url).await;
+                    let named = status == 503 && check_named(&body, "stripe")["ok"] == false;
+                    *last.lock().expect("last") = body;
+                    named
+                }
+            },
+        )
+        .await;
+        let body = last.lock().expect("last").clone();
+        let detail = check_named(&body, "stripe")["detail"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(detail.contains("default (deposits are on)"), "{detail}");
+        assert!(detail.contains("set [providers.stripe]"), "{detail}");
+        // The reminder itself went out: Twilio is configured.
+        assert_eq!(check_named(&body, "twilio")["ok"], true, "{body}");
+        wait_until(Duration::from_secs(30), "the reminder is sent", || async {
+            drill.messages(Some("+14155550178")).await.len() == 1
+        })
+        .await;
     }
 );
 

@@ -6,7 +6,8 @@
 //! each tenant's permission manifest before anything leaves ([`permissions`]), performs the
 //! execution through the provider's client ([`handlers`], over `aro_integrations` and
 //! `aro_resilience` with per-provider limits from [`providers`]), and reports the result
-//! ([`outcome`]). The loop is in [`worker`].
+//! ([`outcome`]). The loop is in [`worker`]; whether the providers accept the configured
+//! credentials is checked at start and every few minutes ([`credential_checks`]).
 //!
 //! Configuration read: `[services.core] url`, `[services.executor] listen, core_token,
 //! lease_secs, max_in_flight`, `[providers.twilio|stripe|calendly]`, `[classifier.llm]`, and
@@ -14,6 +15,7 @@
 //! own, with exactly its grant).
 
 pub mod core;
+pub mod credential_checks;
 pub mod credentials;
 pub mod handlers;
 pub mod outcome;
@@ -71,8 +73,10 @@ impl Default for Tuning {
 pub struct Executor {
     worker: Worker,
     providers: providers::Providers,
+    core: core::CoreClient,
     http: reqwest::Client,
     core_url: url::Url,
+    credential_check_interval: Duration,
 }
 
 impl Executor {
@@ -86,13 +90,34 @@ impl Executor {
         let core = core::CoreClient::new(config, http.clone(), resilient.clone())?;
         let providers = providers::Providers::new(config, &http, &resilient, max_in_flight)
             .with_tenant_credentials(credentials::TenantCredentials::new(core.clone()));
-        let worker = Worker::new(core, providers.clone(), lease, max_in_flight, tuning);
+        let worker = Worker::new(
+            core.clone(),
+            providers.clone(),
+            lease,
+            max_in_flight,
+            tuning,
+        );
         Ok(Self {
             worker,
             providers,
+            core,
             http,
             core_url: config.services.core.url.clone(),
+            credential_check_interval: credential_checks::CHECK_INTERVAL,
         })
+    }
+
+    /// Checks the providers' credentials every `every` instead of
+    /// [`credential_checks::CHECK_INTERVAL`] (tests shorten it).
+    #[must_use]
+    pub fn with_credential_check_interval(mut self, every: Duration) -> Self {
+        self.credential_check_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The providers, for tests that observe what was checked.
+    pub fn providers(&self) -> &providers::Providers {
+        &self.providers
     }
 
     /// The worker, for tests that drive or observe it.
@@ -135,6 +160,13 @@ impl Executor {
         }
         let address = listener.local_addr()?;
         let stop_worker = shutdown.child_token();
+        // Checked in the background: neither the worker nor `/ready` waits for a provider.
+        let checks_handle = tokio::spawn(credential_checks::watch(
+            self.providers.clone(),
+            self.core.clone(),
+            self.credential_check_interval,
+            stop_worker.clone(),
+        ));
         let worker = self.worker.clone();
         let token = stop_worker.clone();
         let loop_handle = tokio::spawn(async move { worker.run(token).await });
@@ -144,6 +176,9 @@ impl Executor {
         stop_worker.cancel();
         if loop_handle.await.is_err() {
             tracing::error!("the execution loop ended abnormally");
+        }
+        if checks_handle.await.is_err() {
+            tracing::error!("the credential checks ended abnormally");
         }
         served?;
         Ok(())

@@ -155,6 +155,18 @@ impl Worker {
             .counters
             .claimed
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for execution in &batch {
+            // A tenant seen for the first time has its needs reviewed (in the background: it
+            // costs a read of core only when an installation section is missing).
+            if self.inner.providers.note_tenant(&execution.tenant_id)
+                && !self.inner.providers.missing_sections().is_empty()
+            {
+                let providers = self.inner.providers.clone();
+                let core = self.inner.core.clone();
+                let tenant = execution.tenant_id.clone();
+                tokio::spawn(async move { providers.review_tenant_needs(&core, &tenant).await });
+            }
+        }
         let mut out = Vec::with_capacity(batch.len());
         for execution in batch {
             // Core hands out at most `room`, and only this loop claims, so a slot is free. Were

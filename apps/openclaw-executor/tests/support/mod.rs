@@ -198,9 +198,12 @@ base_url = "http://{sandbox_addr}"
         self.start_executor_with(self.config()).await
     }
 
+    /// Starts an executor and returns once it has checked its providers' credentials, so the
+    /// check's requests to the sandbox are over before a drill sets a counted fault.
     pub async fn start_executor_with(&self, config: Config) -> (Worker, Service) {
         let executor = Executor::new(&config, drill_tuning()).expect("executor");
         let worker = executor.worker().clone();
+        let providers = executor.providers().clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
@@ -209,6 +212,15 @@ base_url = "http://{sandbox_addr}"
             stop.clone(),
             executor.serve(listener, stop).map_err_to_string(),
         );
+        wait_until(
+            Duration::from_secs(30),
+            "the executor checked its providers' credentials",
+            || {
+                let checked = providers.credentials_checked();
+                async move { checked }
+            },
+        )
+        .await;
         (worker, service)
     }
 
