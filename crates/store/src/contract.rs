@@ -1,12 +1,15 @@
 //! The storage contract, one suite run against every engine (`contract_tests!` in each engine's
 //! tests). Each check takes a freshly migrated, empty store.
 
-use crate::{AggregateRef, EventMetadata, EventPii, EventQuery, NewEvent, Store, StoreError};
+use crate::{
+    AggregateRef, EventMetadata, EventPii, EventQuery, Message, NewEvent, NewMessage, Store,
+    StoreError,
+};
 use aro_domain::EventType;
 use aro_domain::appointment::{Appointment, AppointmentStatus};
 use aro_domain::customer::CustomerDetails;
 use aro_domain::ids::{BusinessId, TenantId};
-use aro_domain::message::Channel;
+use aro_domain::message::{Channel, Direction, MessageStatus};
 use aro_domain::tenant::{ClassificationResidency, Tenant, TenantConfig};
 use aro_domain::values::{Currency, Email, Language, Money, Phone, Region, Zone};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -28,6 +31,7 @@ macro_rules! contract_tests {
             events_are_queried_by_seq_type_and_aggregate,
             concurrent_writers_never_hide_events_from_a_paging_reader,
             event_personal_data_is_sealed_and_erasable,
+            messages_are_sealed_bound_and_erasable,
             failed_jobs_leave_no_trace,
             abandoned_reads_leave_no_trace,
             migrations_go_down_and_up_again,
@@ -640,6 +644,241 @@ pub async fn event_personal_data_is_sealed_and_erasable(store: &Store) {
         json!({"customer": {"id": ada.to_string()}, "piiErased": true}),
         "the event stays in the log; its personal data is gone"
     );
+}
+
+/// Reads one message through the typed reader.
+async fn read_message(
+    store: &Store,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Message>, StoreError> {
+    let (tenant, id) = (tenant.to_owned(), id.to_owned());
+    store
+        .read(move |tx| Box::pin(async move { tx.message(&tenant, &id).await }))
+        .await
+}
+
+/// Messages are sealed by the store: written and read in the clear through `Tx`, held as
+/// ciphertext bound to their row and column, unreadable once their patient is erased.
+pub async fn messages_are_sealed_bound_and_erasable(store: &Store) {
+    const BODY: &str = "Reminder: Ada, your visit is Tue 9:00 AM at Demo Clinic";
+    const REPLY: &str = "Yes see you then";
+    seed_tenant(store, "clinic-a").await;
+    let ada = seed_customer(store, "clinic-a", "Ada Lovelace", "+14155552671").await;
+    let phone = Phone::parse("+14155552671", Region::US).unwrap();
+    let clinic = Phone::parse("+14155550100", Region::US).unwrap();
+    let (ada_id, p, c) = (ada.to_string(), phone.clone(), clinic.clone());
+    let (sent, reply, staff) = store
+        .write(move |tx| {
+            Box::pin(async move {
+                let sent = tx
+                    .insert_message(&NewMessage {
+                        tenant_id: "clinic-a",
+                        customer_id: Some(&ada_id),
+                        appointment_id: Some("apt_1"),
+                        direction: Direction::Outbound,
+                        channel: Channel::Sms,
+                        purpose: "reminder_48h",
+                        counterpart: Some(&p),
+                        body: Some(BODY),
+                        status: MessageStatus::Pending,
+                        provider_ref: None,
+                        execution_id: Some("exe_1"),
+                        at: now(),
+                    })
+                    .await?;
+                let reply = tx
+                    .insert_message(&NewMessage {
+                        tenant_id: "clinic-a",
+                        customer_id: Some(&ada_id),
+                        appointment_id: Some("apt_1"),
+                        direction: Direction::Inbound,
+                        channel: Channel::Sms,
+                        purpose: "reply",
+                        counterpart: Some(&p),
+                        body: Some(REPLY),
+                        status: MessageStatus::Received,
+                        provider_ref: Some("SM-reply-1"),
+                        execution_id: None,
+                        at: now() + Duration::minutes(5),
+                    })
+                    .await?;
+                // A staff text is the clinic's own: sealed under the tenant's key.
+                let staff = tx
+                    .insert_message(&NewMessage {
+                        tenant_id: "clinic-a",
+                        customer_id: None,
+                        appointment_id: None,
+                        direction: Direction::Outbound,
+                        channel: Channel::Sms,
+                        purpose: "staff_digest",
+                        counterpart: Some(&c),
+                        body: Some("2 items wait"),
+                        status: MessageStatus::Pending,
+                        provider_ref: None,
+                        execution_id: None,
+                        at: now(),
+                    })
+                    .await?;
+                Ok::<_, StoreError>((sent, reply, staff))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(sent.body.as_deref(), Some(BODY));
+    assert_eq!(sent.counterpart.as_ref(), Some(&phone));
+    assert_eq!(sent.subject_id(), ada.as_str());
+    assert_eq!(staff.subject_id(), crate::TENANT_SUBJECT);
+
+    // Every reader opens what the writer sealed.
+    assert_eq!(
+        read_message(store, "clinic-a", &sent.id).await.unwrap(),
+        Some(sent.clone())
+    );
+    let (s, r) = (sent.clone(), reply.clone());
+    let p = phone.clone();
+    store
+        .read(move |tx| {
+            Box::pin(async move {
+                let by_ref = tx.message_by_provider_ref("clinic-a", "SM-reply-1").await?;
+                assert_eq!(by_ref, Some(r.clone()));
+                let visit = tx.messages_for_appointment("clinic-a", "apt_1").await?;
+                assert_eq!(visit, vec![s.clone(), r.clone()]);
+                let to_ada = tx.messages_for_phone("clinic-a", &p, now()).await?;
+                assert_eq!(to_ada, vec![s.clone(), r.clone()]);
+                let later = tx
+                    .messages_for_phone("clinic-a", &p, now() + Duration::minutes(1))
+                    .await?;
+                assert_eq!(later, vec![r]);
+                // Another tenant finds nothing by the same number or id.
+                assert!(
+                    tx.messages_for_phone("clinic-b", &p, now())
+                        .await?
+                        .is_empty()
+                );
+                assert!(tx.message("clinic-b", &s.id).await?.is_none());
+                Ok::<_, StoreError>(())
+            })
+        })
+        .await
+        .unwrap();
+
+    // The row holds neither the number nor the body, only ciphertext and a blind index.
+    let id = sent.id.clone();
+    let row = store
+        .read(move |tx| Box::pin(async move { tx.raw().get_message("clinic-a", &id).await }))
+        .await
+        .unwrap()
+        .unwrap();
+    let counterpart_ct = row.counterpart_ct.clone().unwrap();
+    let body_ct = row.body_ct.clone().unwrap();
+    for ct in [&counterpart_ct, &body_ct] {
+        for needle in [BODY, "Ada", "+14155552671", "4155552671"] {
+            assert!(
+                !ct.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "a sealed column holds {needle:?} in the clear"
+            );
+        }
+    }
+    assert_eq!(row.counterpart_index, sent.counterpart_index);
+    assert_ne!(row.counterpart_index.as_deref(), Some("+14155552671"));
+
+    // A ciphertext moved to another message's row does not open there, nor one sealed for
+    // another column of the same row.
+    let mut moved = row.clone();
+    moved.id = crate::ids::new_id(aro_domain::ids::prefix::MESSAGE);
+    moved.provider_ref = None;
+    // Out of the way of the lookups below: only the ciphertexts matter here.
+    (moved.appointment_id, moved.counterpart_index) = (None, None);
+    let mut swapped = moved.clone();
+    swapped.id = crate::ids::new_id(aro_domain::ids::prefix::MESSAGE);
+    let (m, sw, ada_id) = (moved.clone(), swapped.clone(), ada.to_string());
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                tx.raw().insert_message(&m).await?;
+                // This row's own number and body, each sealed for the other's column.
+                let mut sw = sw;
+                let (tenant, subject) = ("clinic-a", ada_id.as_str());
+                let (number, body) = ("+14155552671", BODY);
+                let ct = tx.seal(tenant, subject, "messages", "body", &sw.id, number, now());
+                sw.counterpart_ct = Some(ct.await?);
+                let ct = tx.seal(
+                    tenant,
+                    subject,
+                    "messages",
+                    "counterpart",
+                    &sw.id,
+                    body,
+                    now(),
+                );
+                sw.body_ct = Some(ct.await?);
+                tx.raw().insert_message(&sw).await
+            })
+        })
+        .await
+        .unwrap();
+    for id in [&moved.id, &swapped.id] {
+        let err = read_message(store, "clinic-a", id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    }
+
+    // Delivery updates change the delivery fields only: the patient (whose key seals the
+    // row) stays, so the message keeps opening.
+    let mut delivered = sent.clone();
+    delivered.status = MessageStatus::Delivered;
+    delivered.provider_ref = Some("SM-sent-1".into());
+    delivered.updated_at = now() + Duration::minutes(2);
+    delivered.customer_id = Some("cus_someone_else".into());
+    let d = delivered.clone();
+    let updated: bool = store
+        .write(move |tx| Box::pin(async move { tx.update_message(&d).await }))
+        .await
+        .unwrap();
+    assert!(updated);
+    let back = read_message(store, "clinic-a", &sent.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.status, MessageStatus::Delivered);
+    assert_eq!(back.provider_ref.as_deref(), Some("SM-sent-1"));
+    assert_eq!(back.updated_at, delivered.updated_at);
+    assert_eq!(back.customer_id.as_deref(), Some(ada.as_str()));
+    assert_eq!(back.body.as_deref(), Some(BODY));
+
+    // Erasing the patient shreds their texts' number and body; what happened stays. The
+    // clinic's own texts are not theirs and stay readable.
+    let id = ada.to_string();
+    store
+        .write(move |tx| Box::pin(async move { tx.erase_subject("clinic-a", &id).await }))
+        .await
+        .unwrap();
+    let erased = read_message(store, "clinic-a", &sent.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(erased.pii_erased);
+    assert_eq!((erased.counterpart, erased.body), (None, None));
+    assert_eq!(erased.status, MessageStatus::Delivered);
+    assert_eq!(erased.purpose, "reminder_48h");
+    let p = phone.clone();
+    let still_found = store
+        .read(move |tx| Box::pin(async move { tx.messages_for_phone("clinic-a", &p, now()).await }))
+        .await
+        .unwrap();
+    assert_eq!(
+        still_found.len(),
+        2,
+        "found by the blind index, opened as erased"
+    );
+    assert!(still_found.iter().all(|m| m.pii_erased && m.body.is_none()));
+    let staff_back = read_message(store, "clinic-a", &staff.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!staff_back.pii_erased);
+    assert_eq!(staff_back.body.as_deref(), Some("2 items wait"));
+    assert_eq!(staff_back.counterpart, Some(clinic));
 }
 
 /// A read whose caller goes away mid-flight (a client hangs up, a stream is dropped) hands its

@@ -78,3 +78,69 @@ pub struct EventQuery {
     pub event_type: Option<String>,
     pub aggregate_id: Option<String>,
 }
+
+/// The subject whose data key seals what is the clinic's own rather than a patient's: texts to
+/// the clinic's phone (staff digests) and texts from numbers no single patient owns.
+pub const TENANT_SUBJECT: &str = "tenant";
+
+/// A text to write (`Tx::insert_message`). The number and the body are sealed by the store
+/// under the data key of the message's patient (`customer_id`), or of [`TENANT_SUBJECT`] when
+/// it has none, bound to `("messages", column, message id)`; the number is also indexed blind,
+/// so texts to or from it can be found without reading it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessage<'a> {
+    pub tenant_id: &'a str,
+    pub customer_id: Option<&'a str>,
+    pub appointment_id: Option<&'a str>,
+    pub direction: aro_domain::message::Direction,
+    pub channel: aro_domain::message::Channel,
+    /// Why it was sent or received (reminder_48h, reply, staff_digest, …).
+    pub purpose: &'a str,
+    /// The patient's (or clinic's) number: the recipient of an outbound text, the sender of an
+    /// inbound one.
+    pub counterpart: Option<&'a aro_domain::values::Phone>,
+    pub body: Option<&'a str>,
+    pub status: aro_domain::message::MessageStatus,
+    pub provider_ref: Option<&'a str>,
+    pub execution_id: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+/// A text as callers see it: the number and body opened. When the data key they were sealed
+/// under has been shredded (the patient was erased), both read as `None` and `pii_erased` says
+/// why; the rest of the message (what was sent when, and how it fared) stays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub tenant_id: String,
+    pub id: String,
+    pub customer_id: Option<String>,
+    pub appointment_id: Option<String>,
+    pub direction: aro_domain::message::Direction,
+    pub channel: aro_domain::message::Channel,
+    pub purpose: String,
+    pub counterpart: Option<aro_domain::values::Phone>,
+    /// The keyed blind index of the counterpart's number (not personal data: it only matches
+    /// the same number in the same tenant).
+    pub counterpart_index: Option<String>,
+    pub body: Option<String>,
+    /// The subject's data key is gone: `counterpart` and `body` are erased, not missing.
+    pub pii_erased: bool,
+    pub status: aro_domain::message::MessageStatus,
+    pub provider_ref: Option<String>,
+    pub error_code: Option<String>,
+    pub execution_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Message {
+    /// Whose data key seals this message's number and body.
+    pub fn subject_id(&self) -> &str {
+        message_subject(self.customer_id.as_deref())
+    }
+}
+
+/// The subject of a message's sealed columns: its patient, else the clinic.
+pub(crate) fn message_subject(customer_id: Option<&str>) -> &str {
+    customer_id.unwrap_or(TENANT_SUBJECT)
+}

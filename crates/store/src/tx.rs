@@ -2,6 +2,7 @@
 //! the way down and opened on the way up.
 
 use crate::backend::BackendTx;
+use crate::engine_rows::MessageRow;
 use crate::error::StoreError;
 use crate::micros;
 use crate::records::*;
@@ -10,7 +11,7 @@ use crate::vault::{Place, Vault};
 use aro_domain::appointment::{Appointment, AppointmentStatus};
 use aro_domain::customer::{Customer, CustomerDetails};
 use aro_domain::ids::{BusinessId, TenantId};
-use aro_domain::message::Channel;
+use aro_domain::message::{Channel, Direction, MessageStatus};
 use aro_domain::tenant::{ClassificationResidency, Tenant, TenantConfig};
 use aro_domain::values::{Currency, Email, Language, Money, Phone, Region, Zone};
 use chrono::{DateTime, Utc};
@@ -83,6 +84,16 @@ fn details_differ(a: &Customer, b: &Customer) -> bool {
         || a.created_at != b.created_at
 }
 
+/// Where a message's sealed column lives: the associated data its ciphertext is bound to.
+fn message_place<'a>(tenant_id: &'a str, column: &'a str, message_id: &'a str) -> Place<'a> {
+    Place {
+        tenant_id,
+        table: "messages",
+        column,
+        row_id: message_id,
+    }
+}
+
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
 }
@@ -111,6 +122,8 @@ impl<'t> Tx<'t> {
     }
 
     /// Seals `plaintext` under `subject`'s data key (created when missing), bound to its place.
+    /// For sealed columns the store has no typed method for yet (execution payloads); patients,
+    /// messages and events are sealed by their own methods, so callers never name a binding.
     #[allow(clippy::too_many_arguments)]
     pub async fn seal(
         &mut self,
@@ -527,6 +540,208 @@ impl<'t> Tx<'t> {
             .into_iter()
             .map(appointment_from_row)
             .collect()
+    }
+
+    // ----- messages -----
+
+    /// Records a text, its number and body sealed under the data key of its patient (or of
+    /// [`TENANT_SUBJECT`]) bound to `("messages", column, id)`, its number indexed blind.
+    /// Returns it as stored, with a fresh id.
+    pub async fn insert_message(&mut self, m: &NewMessage<'_>) -> Result<Message, StoreError> {
+        let id = crate::ids::new_id(aro_domain::ids::prefix::MESSAGE);
+        let at = micros(m.at);
+        let subject = message_subject(m.customer_id);
+        let counterpart = m.counterpart.map(Phone::as_str);
+        let (counterpart_ct, body_ct) = if counterpart.is_some() || m.body.is_some() {
+            let key = self
+                .vault
+                .key_for(&mut *self.raw, m.tenant_id, subject, at)
+                .await?;
+            let seal = |column, value: Option<&str>| {
+                value
+                    .map(|v| {
+                        self.vault
+                            .seal(&key, message_place(m.tenant_id, column, &id), v)
+                    })
+                    .transpose()
+            };
+            (seal("counterpart", counterpart)?, seal("body", m.body)?)
+        } else {
+            (None, None)
+        };
+        let counterpart_index = counterpart.map(|p| self.vault.blind_index(m.tenant_id, p));
+        let row = MessageRow {
+            tenant_id: m.tenant_id.to_owned(),
+            id: id.clone(),
+            customer_id: m.customer_id.map(str::to_owned),
+            appointment_id: m.appointment_id.map(str::to_owned),
+            direction: m.direction.as_str().to_owned(),
+            channel: m.channel.as_str().to_owned(),
+            purpose: m.purpose.to_owned(),
+            counterpart_ct,
+            counterpart_index: counterpart_index.clone(),
+            body_ct,
+            status: m.status.as_str().to_owned(),
+            provider_ref: m.provider_ref.map(str::to_owned),
+            error_code: None,
+            execution_id: m.execution_id.map(str::to_owned),
+            created_at: at,
+            updated_at: at,
+        };
+        self.raw.insert_message(&row).await?;
+        Ok(Message {
+            tenant_id: row.tenant_id,
+            id,
+            customer_id: row.customer_id,
+            appointment_id: row.appointment_id,
+            direction: m.direction,
+            channel: m.channel,
+            purpose: row.purpose,
+            counterpart: m.counterpart.cloned(),
+            counterpart_index,
+            body: m.body.map(str::to_owned),
+            pii_erased: false,
+            status: m.status,
+            provider_ref: row.provider_ref,
+            error_code: None,
+            execution_id: row.execution_id,
+            created_at: at,
+            updated_at: at,
+        })
+    }
+
+    /// Writes a text's delivery: `status`, `provider_ref`, `error_code`, `execution_id` and
+    /// `updated_at`. Everything else was fixed when it was recorded (its patient above all:
+    /// the data key of its sealed columns follows from it) and is left as stored. False when
+    /// there is no such message.
+    pub async fn update_message(&mut self, m: &Message) -> Result<bool, StoreError> {
+        let Some(mut row) = self.raw.get_message(&m.tenant_id, &m.id).await? else {
+            return Ok(false);
+        };
+        row.status = m.status.as_str().to_owned();
+        row.provider_ref.clone_from(&m.provider_ref);
+        row.error_code.clone_from(&m.error_code);
+        row.execution_id.clone_from(&m.execution_id);
+        row.updated_at = micros(m.updated_at);
+        self.raw.update_message(&row).await
+    }
+
+    pub async fn message(
+        &mut self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        match self.raw.get_message(tenant_id, id).await? {
+            Some(row) => Ok(Some(self.message_from_row(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The text a provider knows by `provider_ref` (its message id).
+    pub async fn message_by_provider_ref(
+        &mut self,
+        tenant_id: &str,
+        provider_ref: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        match self
+            .raw
+            .message_by_provider_ref(tenant_id, provider_ref)
+            .await?
+        {
+            Some(row) => Ok(Some(self.message_from_row(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Texts to or from `phone` recorded at or after `since`, oldest first (found by the
+    /// number's blind index, whoever's patient they were).
+    pub async fn messages_for_phone(
+        &mut self,
+        tenant_id: &str,
+        phone: &Phone,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Message>, StoreError> {
+        let index = self.vault.blind_index(tenant_id, phone.as_str());
+        let rows = self
+            .raw
+            .messages_for_counterpart(tenant_id, &index, micros(since))
+            .await?;
+        self.messages_from_rows(rows).await
+    }
+
+    /// The texts about a visit, oldest first.
+    pub async fn messages_for_appointment(
+        &mut self,
+        tenant_id: &str,
+        appointment_id: &str,
+    ) -> Result<Vec<Message>, StoreError> {
+        let rows = self
+            .raw
+            .messages_for_appointment(tenant_id, appointment_id)
+            .await?;
+        self.messages_from_rows(rows).await
+    }
+
+    async fn messages_from_rows(
+        &mut self,
+        rows: Vec<MessageRow>,
+    ) -> Result<Vec<Message>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.message_from_row(row).await?);
+        }
+        Ok(out)
+    }
+
+    async fn message_from_row(&mut self, row: MessageRow) -> Result<Message, StoreError> {
+        let sealed = row.counterpart_ct.is_some() || row.body_ct.is_some();
+        // No key for a message with nothing sealed: none is looked up (or needed).
+        let key = if sealed {
+            self.vault
+                .existing_key(
+                    &mut *self.raw,
+                    &row.tenant_id,
+                    message_subject(row.customer_id.as_deref()),
+                )
+                .await?
+        } else {
+            None
+        };
+        let open = |column, ct: &Option<Vec<u8>>| -> Result<Option<String>, StoreError> {
+            match (ct, &key) {
+                (Some(ct), Some(key)) => self
+                    .vault
+                    .open(key, message_place(&row.tenant_id, column, &row.id), ct)
+                    .map(Some),
+                _ => Ok(None),
+            }
+        };
+        let counterpart = open("counterpart", &row.counterpart_ct)?
+            .map(|p| Phone::parse_e164(&p).map_err(|e| corrupt("messages.counterpart", e)))
+            .transpose()?;
+        let body = open("body", &row.body_ct)?;
+        Ok(Message {
+            direction: Direction::parse(&row.direction)
+                .ok_or_else(|| corrupt("messages.direction", &row.direction))?,
+            channel: Channel::parse(&row.channel)
+                .ok_or_else(|| corrupt("messages.channel", &row.channel))?,
+            status: MessageStatus::parse(&row.status)
+                .ok_or_else(|| corrupt("messages.status", &row.status))?,
+            pii_erased: sealed && key.is_none(),
+            tenant_id: row.tenant_id,
+            id: row.id,
+            customer_id: row.customer_id,
+            appointment_id: row.appointment_id,
+            purpose: row.purpose,
+            counterpart,
+            counterpart_index: row.counterpart_index,
+            body,
+            provider_ref: row.provider_ref,
+            error_code: row.error_code,
+            execution_id: row.execution_id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
     }
 
     // ----- events -----

@@ -134,7 +134,6 @@ pub async fn send_digest(ctx: &mut Ctx<'_, '_>) -> EngineResult<()> {
         ctx,
         crate::outbound::OutboundText {
             to: &clinic_phone,
-            subject_id: "tenant",
             customer_id: None,
             appointment_id: None,
             body: &body,

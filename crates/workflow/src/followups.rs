@@ -10,6 +10,7 @@ use crate::timers::{self, TimerKind};
 use aro_domain::EventType;
 use aro_domain::appointment::{Appointment, AppointmentStatus};
 use aro_domain::customer::Customer;
+use aro_domain::message::MessageStatus;
 use aro_store::AggregateRef;
 use aro_store::engine_rows::{ExecutionRow, PaymentLinkRow};
 use chrono::Duration;
@@ -82,18 +83,13 @@ pub async fn request_review(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineRes
         return Ok(());
     };
     let tenant = ctx.tenant_id().to_owned();
-    let index = ctx.tx.phone_index(&tenant, &phone);
     let cooldown = Duration::days(i64::from(ctx.tenant.config.policies.review_cooldown_days));
     let since = ctx.now - cooldown;
-    let recent = ctx
-        .tx
-        .raw()
-        .messages_for_counterpart(&tenant, &index, since)
-        .await?;
+    let recent = ctx.tx.messages_for_phone(&tenant, &phone, since).await?;
     if recent.iter().any(|m| {
         m.purpose == "review_request"
             && m.customer_id.as_deref() == Some(customer.id.as_str())
-            && m.status != "cancelled"
+            && m.status != MessageStatus::Cancelled
     }) {
         return Ok(());
     }

@@ -12,8 +12,7 @@ use aro_domain::customer::Customer;
 use aro_domain::message::{Channel, Direction, MessageStatus};
 use aro_domain::template::{Placeholder, TemplateValues};
 use aro_domain::values::Phone;
-use aro_store::engine_rows::MessageRow;
-use aro_store::{AggregateRef, EventPii};
+use aro_store::{AggregateRef, EventPii, NewMessage};
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -157,18 +156,18 @@ pub async fn has_consent(ctx: &mut Ctx<'_, '_>, phone: &Phone) -> EngineResult<b
 /// Outbound messages to this number in the rolling 24 h that count against the cap.
 async fn counted_in_last_day(ctx: &mut Ctx<'_, '_>, phone: &Phone) -> EngineResult<u32> {
     let tenant = ctx.tenant_id().to_owned();
-    let index = ctx.tx.phone_index(&tenant, phone);
     let since = ctx.now - Duration::hours(24);
-    let messages = ctx
-        .tx
-        .raw()
-        .messages_for_counterpart(&tenant, &index, since)
-        .await?;
+    let messages = ctx.tx.messages_for_phone(&tenant, phone, since).await?;
     Ok(messages
         .iter()
-        .filter(|m| m.direction == Direction::Outbound.as_str())
+        .filter(|m| m.direction == Direction::Outbound)
         .filter(|m| !m.purpose.ends_with("_answer") && m.purpose != "opt_out_confirmation")
-        .filter(|m| !matches!(m.status.as_str(), "cancelled" | "failed" | "undelivered"))
+        .filter(|m| {
+            !matches!(
+                m.status,
+                MessageStatus::Cancelled | MessageStatus::Failed | MessageStatus::Undelivered
+            )
+        })
         .count() as u32)
 }
 
@@ -184,7 +183,9 @@ pub async fn send_to_patient(ctx: &mut Ctx<'_, '_>, text: PatientText<'_>) -> En
         // same last slot under the cap. Keyed by the blind index, never the number itself.
         let tenant = ctx.tenant_id().to_owned();
         let index = ctx.tx.phone_index(&tenant, &phone);
-        ctx.tx.lock(&format!("message-cap:{tenant}:{index}")).await?;
+        ctx.tx
+            .lock(&format!("message-cap:{tenant}:{index}"))
+            .await?;
         let cap = ctx.tenant.config.policies.max_messages_per24h;
         if counted_in_last_day(ctx, &phone).await? >= cap {
             tracing::info!(tenant = %ctx.tenant.id, customer = %text.customer.id, purpose = text.purpose, "send refused: message cap reached");
@@ -238,7 +239,6 @@ pub async fn send_to_patient(ctx: &mut Ctx<'_, '_>, text: PatientText<'_>) -> En
         ctx,
         OutboundText {
             to: &phone,
-            subject_id: text.customer.id.as_str(),
             customer_id: Some(text.customer.id.as_str()),
             appointment_id: text.appointment.map(|a| a.id.as_str()),
             body: &rendered.body,
@@ -257,8 +257,8 @@ pub async fn send_to_patient(ctx: &mut Ctx<'_, '_>, text: PatientText<'_>) -> En
 /// A rendered text to any number (a patient, or the clinic for staff digests).
 pub struct OutboundText<'a> {
     pub to: &'a Phone,
-    /// Whose data key seals the number and body: the patient, or `tenant` for staff texts.
-    pub subject_id: &'a str,
+    /// The patient texted (`None` for a staff text). Their data key seals the number and body
+    /// (in the message, its execution and its event); the clinic's seals a staff text's.
     pub customer_id: Option<&'a str>,
     pub appointment_id: Option<&'a str>,
     pub body: &'a str,
@@ -273,55 +273,28 @@ pub async fn enqueue_text(
     text: OutboundText<'_>,
 ) -> EngineResult<(String, String)> {
     let tenant = ctx.tenant_id().to_owned();
-    let message_id = aro_store::ids::new_id(aro_domain::ids::prefix::MESSAGE);
     let execution_id = aro_store::ids::new_id(aro_domain::ids::prefix::EXECUTION);
-    let now = ctx.now;
-    let counterpart_ct = ctx
+    // One subject for the message, its execution and its event, so erasing the patient
+    // shreds all three; the store derives the message's from `customer_id` the same way.
+    let subject_id = text.customer_id.unwrap_or(aro_store::TENANT_SUBJECT);
+    let message_id = ctx
         .tx
-        .seal(
-            &tenant,
-            text.subject_id,
-            "messages",
-            "counterpart",
-            &message_id,
-            text.to.as_str(),
-            now,
-        )
-        .await?;
-    let body_ct = ctx
-        .tx
-        .seal(
-            &tenant,
-            text.subject_id,
-            "messages",
-            "body",
-            &message_id,
-            text.body,
-            now,
-        )
-        .await?;
-    let index = ctx.tx.phone_index(&tenant, text.to);
-    ctx.tx
-        .raw()
-        .insert_message(&MessageRow {
-            tenant_id: tenant.clone(),
-            id: message_id.clone(),
-            customer_id: text.customer_id.map(str::to_owned),
-            appointment_id: text.appointment_id.map(str::to_owned),
-            direction: Direction::Outbound.as_str().into(),
-            channel: Channel::Sms.as_str().into(),
-            purpose: text.purpose.to_owned(),
-            counterpart_ct: Some(counterpart_ct),
-            counterpart_index: Some(index),
-            body_ct: Some(body_ct),
-            status: MessageStatus::Pending.as_str().into(),
+        .insert_message(&NewMessage {
+            tenant_id: &tenant,
+            customer_id: text.customer_id,
+            appointment_id: text.appointment_id,
+            direction: Direction::Outbound,
+            channel: Channel::Sms,
+            purpose: text.purpose,
+            counterpart: Some(text.to),
+            body: Some(text.body),
+            status: MessageStatus::Pending,
             provider_ref: None,
-            error_code: None,
-            execution_id: Some(execution_id.clone()),
-            created_at: now,
-            updated_at: now,
+            execution_id: Some(&execution_id),
+            at: ctx.now,
         })
-        .await?;
+        .await?
+        .id;
     let status_callback = ctx.tenant_status_callback(&message_id);
     let payload = json!({
         "to": text.to.as_str(),
@@ -341,7 +314,7 @@ pub async fn enqueue_text(
         crate::executions::NewExecution {
             id: execution_id.clone(),
             command_type,
-            subject_id: Some(text.subject_id),
+            subject_id: Some(subject_id),
             payload,
             not_after: text.not_after,
             aggregate_id: text.appointment_id.or(text.customer_id),
@@ -365,7 +338,7 @@ pub async fn enqueue_text(
             "executionId": execution_id,
         }),
         Some(EventPii {
-            subject_id: text.subject_id.to_owned(),
+            subject_id: subject_id.to_owned(),
             fields: json!({"to": text.to.as_str(), "body": text.body}),
         }),
     );

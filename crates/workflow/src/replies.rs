@@ -16,8 +16,8 @@ use aro_domain::customer::Customer;
 use aro_domain::message::{Channel, Direction, MessageStatus};
 use aro_domain::values::Phone;
 use aro_replies::{CarrierKeyword, Classification, Intent, ReplyCodes, Source};
-use aro_store::engine_rows::{ExecutionRow, MessageRow};
-use aro_store::{AggregateRef, EventPii};
+use aro_store::engine_rows::ExecutionRow;
+use aro_store::{AggregateRef, EventPii, NewMessage};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -48,14 +48,10 @@ async fn match_sender(ctx: &mut Ctx<'_, '_>, from: &Phone) -> EngineResult<Match
         .await?;
     let mut messaged = Vec::new();
     for a in upcoming {
-        let texts = ctx
-            .tx
-            .raw()
-            .messages_for_appointment(&tenant, &a.id)
-            .await?;
+        let texts = ctx.tx.messages_for_appointment(&tenant, &a.id).await?;
         if texts
             .iter()
-            .any(|m| m.direction == Direction::Outbound.as_str() && m.status != "cancelled")
+            .any(|m| m.direction == Direction::Outbound && m.status != MessageStatus::Cancelled)
         {
             messaged.push(a);
         }
@@ -92,58 +88,28 @@ async fn match_sender(ctx: &mut Ctx<'_, '_>, from: &Phone) -> EngineResult<Match
 
 async fn record(ctx: &mut Ctx<'_, '_>, inbound: &Inbound, m: &Matched) -> EngineResult<String> {
     let tenant = ctx.tenant_id().to_owned();
-    let id = aro_store::ids::new_id(aro_domain::ids::prefix::MESSAGE);
-    let subject = m
-        .customer
-        .as_ref()
-        .map(|c| c.id.to_string())
-        .unwrap_or_else(|| "tenant".into());
-    let counterpart_ct = ctx
+    let customer_id = m.customer.as_ref().map(|c| c.id.to_string());
+    // The store seals the number and text under the sender's data key (the clinic's when no
+    // single patient is matched); the event's fields go under the same one.
+    let message = ctx
         .tx
-        .seal(
-            &tenant,
-            &subject,
-            "messages",
-            "counterpart",
-            &id,
-            inbound.from.as_str(),
-            ctx.now,
-        )
-        .await?;
-    let body_ct = ctx
-        .tx
-        .seal(
-            &tenant,
-            &subject,
-            "messages",
-            "body",
-            &id,
-            &inbound.body,
-            ctx.now,
-        )
-        .await?;
-    let index = ctx.tx.phone_index(&tenant, &inbound.from);
-    ctx.tx
-        .raw()
-        .insert_message(&MessageRow {
-            tenant_id: tenant.clone(),
-            id: id.clone(),
-            customer_id: m.customer.as_ref().map(|c| c.id.to_string()),
-            appointment_id: m.appointment.as_ref().map(|a| a.id.to_string()),
-            direction: Direction::Inbound.as_str().into(),
-            channel: inbound.channel.as_str().into(),
-            purpose: "reply".into(),
-            counterpart_ct: Some(counterpart_ct),
-            counterpart_index: Some(index),
-            body_ct: Some(body_ct),
-            status: MessageStatus::Received.as_str().into(),
-            provider_ref: Some(inbound.provider_ref.clone()),
-            error_code: None,
+        .insert_message(&NewMessage {
+            tenant_id: &tenant,
+            customer_id: customer_id.as_deref(),
+            appointment_id: m.appointment.as_ref().map(|a| a.id.as_str()),
+            direction: Direction::Inbound,
+            channel: inbound.channel,
+            purpose: "reply",
+            counterpart: Some(&inbound.from),
+            body: Some(&inbound.body),
+            status: MessageStatus::Received,
+            provider_ref: Some(&inbound.provider_ref),
             execution_id: None,
-            created_at: ctx.now,
-            updated_at: ctx.now,
+            at: ctx.now,
         })
         .await?;
+    let subject = message.subject_id().to_owned();
+    let id = message.id;
     let aggregate = match &m.appointment {
         Some(a) => AggregateRef::new("appointment", a.id.as_str()),
         None => AggregateRef::new("message", &id),
@@ -175,7 +141,6 @@ pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineRe
     let tenant = ctx.tenant_id().to_owned();
     if let Some(existing) = ctx
         .tx
-        .raw()
         .message_by_provider_ref(&tenant, &inbound.provider_ref)
         .await?
     {

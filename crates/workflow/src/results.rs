@@ -7,8 +7,8 @@ use crate::error::EngineResult;
 use crate::executions::{ExecutionResult, ResultError};
 use aro_domain::EventType;
 use aro_domain::message::MessageStatus;
-use aro_store::AggregateRef;
-use aro_store::engine_rows::{ExecutionRow, MessageRow};
+use aro_store::engine_rows::ExecutionRow;
+use aro_store::{AggregateRef, Message};
 use serde_json::{Value, json};
 
 /// The execution's payload, opened.
@@ -35,7 +35,7 @@ pub fn is_opt_out_code(code: &str) -> bool {
     matches!(code, "21610" | "RECIPIENT_OPTED_OUT")
 }
 
-async fn message_of(ctx: &mut Ctx<'_, '_>, row: &ExecutionRow) -> EngineResult<Option<MessageRow>> {
+async fn message_of(ctx: &mut Ctx<'_, '_>, row: &ExecutionRow) -> EngineResult<Option<Message>> {
     if !row.command_type.starts_with("messaging.") {
         return Ok(None);
     }
@@ -44,10 +44,10 @@ async fn message_of(ctx: &mut Ctx<'_, '_>, row: &ExecutionRow) -> EngineResult<O
         return Ok(None);
     };
     let tenant = row.tenant_id.clone();
-    Ok(ctx.tx.raw().get_message(&tenant, id).await?)
+    Ok(ctx.tx.message(&tenant, id).await?)
 }
 
-fn message_aggregate(m: &MessageRow) -> AggregateRef {
+fn message_aggregate(m: &Message) -> AggregateRef {
     match &m.appointment_id {
         Some(a) => AggregateRef::new("appointment", a),
         None => AggregateRef::new("message", &m.id),
@@ -67,13 +67,12 @@ pub async fn on_succeeded(
             .and_then(Value::as_str)
             .and_then(MessageStatus::parse)
             .unwrap_or(MessageStatus::Queued);
-        let status = MessageStatus::parse(&m.status).unwrap_or(MessageStatus::Pending);
-        if status.advances_to(reported) {
-            m.status = reported.as_str().into();
+        if m.status.advances_to(reported) {
+            m.status = reported;
         }
         m.provider_ref = result.provider_ref.clone().or(m.provider_ref);
         m.updated_at = ctx.now;
-        ctx.tx.raw().update_message(&m).await?;
+        ctx.tx.update_message(&m).await?;
         ctx.emit(
             EventType::MessageSent,
             message_aggregate(&m),
@@ -87,11 +86,11 @@ pub async fn on_succeeded(
 }
 
 /// Marks a text failed and records why; a carrier opt-out also revokes consent.
-async fn fail_message(ctx: &mut Ctx<'_, '_>, mut m: MessageRow, code: &str) -> EngineResult<()> {
-    m.status = MessageStatus::Failed.as_str().into();
+async fn fail_message(ctx: &mut Ctx<'_, '_>, mut m: Message, code: &str) -> EngineResult<()> {
+    m.status = MessageStatus::Failed;
     m.error_code = Some(code.to_owned());
     m.updated_at = ctx.now;
-    ctx.tx.raw().update_message(&m).await?;
+    ctx.tx.update_message(&m).await?;
     ctx.emit(
         EventType::MessageDeliveryFailed,
         message_aggregate(&m),
@@ -138,10 +137,10 @@ pub async fn on_dead_lettered(
 
 pub async fn on_expired(ctx: &mut Ctx<'_, '_>, row: &ExecutionRow) -> EngineResult<()> {
     if let Some(mut m) = message_of(ctx, row).await? {
-        m.status = MessageStatus::Cancelled.as_str().into();
+        m.status = MessageStatus::Cancelled;
         m.error_code = Some("expired".into());
         m.updated_at = ctx.now;
-        ctx.tx.raw().update_message(&m).await?;
+        ctx.tx.update_message(&m).await?;
         if m.purpose.starts_with("reminder_")
             && let Some(appointment_id) = m.appointment_id.clone()
         {
@@ -194,9 +193,9 @@ pub async fn withdraw_open_texts(
         row.updated_at = ctx.real_now;
         ctx.tx.raw().update_execution(&row).await?;
         if let Some(mut m) = message {
-            m.status = MessageStatus::Cancelled.as_str().into();
+            m.status = MessageStatus::Cancelled;
             m.updated_at = ctx.now;
-            ctx.tx.raw().update_message(&m).await?;
+            ctx.tx.update_message(&m).await?;
         }
         withdrawn += 1;
     }

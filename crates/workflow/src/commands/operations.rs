@@ -125,7 +125,6 @@ pub async fn apply_delivery_status(
     let tenant = ctx.tenant_id().to_owned();
     let mut m = match ctx
         .tx
-        .raw()
         .message_by_provider_ref(&tenant, &p.provider_ref)
         .await?
     {
@@ -134,8 +133,7 @@ pub async fn apply_delivery_status(
             // The callback can beat the executor's report: find the message by our own id.
             Some(id) => ctx
                 .tx
-                .raw()
-                .get_message(&tenant, id)
+                .message(&tenant, id)
                 .await?
                 .ok_or(EngineError::NotFound("message"))?,
             None => return Err(EngineError::NotFound("message")),
@@ -148,15 +146,14 @@ pub async fn apply_delivery_status(
         Some(a) => AggregateRef::new("appointment", a),
         None => AggregateRef::new("message", &m.id),
     };
-    let current = MessageStatus::parse(&m.status).unwrap_or(MessageStatus::Pending);
-    if !current.advances_to(status) {
-        ctx.tx.raw().update_message(&m).await?;
+    if !m.status.advances_to(status) {
+        ctx.tx.update_message(&m).await?;
         return Ok(aggregate);
     }
-    m.status = status.as_str().into();
+    m.status = status;
     m.error_code = p.error_code.clone().or(m.error_code);
     m.updated_at = ctx.now;
-    ctx.tx.raw().update_message(&m).await?;
+    ctx.tx.update_message(&m).await?;
     let base = json!({"messageId": m.id, "providerRef": p.provider_ref, "status": status,
                       "customerId": m.customer_id, "appointmentId": m.appointment_id, "purpose": m.purpose});
     match status {
