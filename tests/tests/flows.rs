@@ -19,7 +19,7 @@ mod flows {
 }
 
 use aro_domain::tenant::ClassificationResidency;
-use aro_tests::{Db, both_engines};
+use aro_tests::both_engines;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 use flows::clinic::*;

@@ -176,9 +176,8 @@ both_engines!(all_four_apps_serve_the_shared_frame, |db| async move {
     ui.stop().await;
 });
 
-#[tokio::test]
-async fn core_is_not_ready_before_migrations() {
-    let Some(env) = TestEnv::new(Db::Sqlite).await else {
+both_engines!(core_is_not_ready_before_migrations, |db| async move {
+    let Some(env) = TestEnv::new(db).await else {
         return;
     };
     // Start without migrating.
@@ -192,7 +191,7 @@ async fn core_is_not_ready_before_migrations() {
             .contains("pending")
     );
     core.stop().await;
-}
+});
 
 fn aro_telemetry_install() -> bool {
     // The process-wide recorder, as a binary's main installs it.
