@@ -135,7 +135,9 @@ pub(crate) fn status_error(provider: Provider, answer: &Answer, effect: Effect) 
         401 | 403 => (ErrorKind::CredentialRejected, "credential rejected"),
         408 => (ErrorKind::Timeout, "provider timed out the request"),
         429 => (ErrorKind::RateLimited, "rate limited by the provider"),
-        501 | 505 => (ErrorKind::Rejected, "request not supported"),
+        // Every 5xx is the provider's trouble, retried with backoff (even 501/505, which a
+        // proxy in front of the API can answer while it is being changed); retries are bounded
+        // by the execution's attempts, after which it is dead-lettered.
         500..=599 => (ErrorKind::Unavailable, "provider unavailable"),
         _ => (ErrorKind::Rejected, "request refused"),
     };
@@ -233,7 +235,8 @@ mod tests {
         assert_eq!(read(429).kind(), ErrorKind::RateLimited);
         assert_eq!(read(500).kind(), ErrorKind::Unavailable);
         assert_eq!(read(301).kind(), ErrorKind::InvalidResponse);
-        assert_eq!(read(501).kind(), ErrorKind::Rejected);
+        assert_eq!(read(501).kind(), ErrorKind::Unavailable);
+        assert_eq!(read(505).kind(), ErrorKind::Unavailable);
     }
 
     #[test]
