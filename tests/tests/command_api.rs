@@ -663,3 +663,77 @@ async fn a_clock_move_through_one_replica_is_followed_by_the_others() {
     second.stop().await;
     first.stop().await;
 }
+
+both_engines!(
+    a_tenant_configuration_with_an_unknown_placeholder_or_a_bad_window_is_refused_naming_the_field,
+    |db| async move {
+        let Some((_env, core)) = core_with_default(db, false).await else {
+            return;
+        };
+        let good: Value =
+            serde_json::from_str(include_str!("../fixtures/tenant-config.json")).unwrap();
+        let update = |payload: &Value| {
+            json!({"commandType": "tenant.update_config", "tenantId": "default",
+                   "aggregate": {"type": "tenant", "id": "default"}, "payload": payload})
+        };
+        let mut unknown = good.clone();
+        unknown["templates"]["en"]["reminder_48h"] = json!("Hi {{lastName}}, see you {{date}}");
+        let mut window = good.clone();
+        window["policies"]["sendWindow"] = json!({"start": "21:00", "end": "08:00"});
+        let mut long = good.clone();
+        long["templates"]["en"]["help"] = json!("{{clinicName}} ".repeat(12));
+        for (key, payload, field) in [
+            ("cfg-unknown", &unknown, "payload.templates.en.reminder_48h"),
+            ("cfg-window", &window, "payload.policies.sendWindow"),
+            ("cfg-long", &long, "payload.templates.en.help"),
+        ] {
+            let (status, answer, _) = post_command(
+                &core,
+                &admin_token(),
+                "default",
+                Some(key),
+                &update(payload),
+            )
+            .await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (422, Some("VALIDATION_ERROR")),
+                "{key}: {answer}"
+            );
+            assert_eq!(
+                answer["error"]["details"]["field"], field,
+                "{key}: {answer}"
+            );
+        }
+        // Nothing of the refused ones was installed.
+        let (status, tenant) = call(
+            &core,
+            "GET",
+            "v1/tenant",
+            &None,
+            Some(&admin_token()),
+            "default",
+        )
+        .await;
+        assert_eq!(status, 200, "{tenant}");
+        assert_eq!(
+            tenant["config"]["templates"]["en"]["reminder_48h"],
+            good["templates"]["en"]["reminder_48h"],
+            "{tenant}"
+        );
+        assert_eq!(
+            tenant["configVersion"], 1,
+            "only the first installation took"
+        );
+        let (status, answer, _) = post_command(
+            &core,
+            &admin_token(),
+            "default",
+            Some("cfg-good"),
+            &update(&good),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        core.stop().await;
+    }
+);
