@@ -11,6 +11,11 @@
 //! never saw, and claiming again would lease more. Those leases lapse and core re-offers them
 //! (with a higher `attempt`, which makes a send look up before resending). Heartbeats and
 //! results are safe to repeat: core accepts a repeated identical result.
+//!
+//! Every replica uses the same token subject, so core tells claims apart by the `leaseId` each
+//! claimed execution comes with; heartbeats and results send it back, and a replica whose lease
+//! lapsed and was claimed by another gets `LEASE_LOST` rather than extending or settling the
+//! other's lease (docs/adr/0006).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,7 +44,8 @@ const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 const MINTED_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const MINTED_TOKEN_RENEW_BEFORE: Duration = Duration::from_secs(3600);
 
-/// The subject core records as the lease owner and actor.
+/// The subject core records as the lease owner and actor. Shared by every replica: leases are
+/// told apart by their `leaseId`, not by this.
 pub const TOKEN_SUBJECT: &str = "openclaw-executor";
 
 /// An execution handed out by core.
@@ -58,6 +64,10 @@ pub struct ClaimedExecution {
     /// crash, or a retry after a failure that may have reached the provider).
     pub attempt: u32,
     pub lease_until: DateTime<Utc>,
+    /// This claim's lease, sent back with every heartbeat and the result so core can refuse
+    /// them once another replica holds the execution; absent from older cores.
+    #[serde(default)]
+    pub lease_id: Option<String>,
     /// When core wrote the execution (real time); absent from older cores.
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
@@ -324,11 +334,12 @@ impl CoreClient {
         Ok(answer.executions)
     }
 
-    /// `POST /v1/executions/{id}/heartbeat`: extends a lease we hold; `LEASE_LOST` (409) when
-    /// it lapsed and someone else holds it now.
+    /// `POST /v1/executions/{id}/heartbeat`: extends the lease `lease_id` (from the claim);
+    /// `LEASE_LOST` (409) when it lapsed and someone else holds the execution now.
     pub async fn heartbeat(
         &self,
         execution_id: &str,
+        lease_id: Option<&str>,
         lease: Duration,
     ) -> Result<DateTime<Utc>, CoreError> {
         #[derive(Deserialize)]
@@ -336,7 +347,8 @@ impl CoreClient {
         struct Extended {
             lease_until: DateTime<Utc>,
         }
-        let body = serde_json::json!({"leaseSeconds": lease.as_secs()});
+        let mut body = serde_json::json!({"leaseSeconds": lease.as_secs()});
+        with_lease(&mut body, lease_id);
         let url = self.execution_url(execution_id, "heartbeat")?;
         let extended: Extended = self
             .send(CORE_DESTINATION, Method::Post, url, Some(&body), None)
@@ -344,13 +356,16 @@ impl CoreClient {
         Ok(extended.lease_until)
     }
 
-    /// `POST /v1/executions/{id}/result`.
+    /// `POST /v1/executions/{id}/result` under the lease `lease_id` (from the claim):
+    /// `LEASE_LOST` (409, nothing recorded) when it lapsed and someone else holds the execution.
     pub async fn report(
         &self,
         execution_id: &str,
+        lease_id: Option<&str>,
         report: &ExecutionReport,
     ) -> Result<Value, CoreError> {
-        let body = serde_json::to_value(report).map_err(|_| CoreError::InvalidAnswer)?;
+        let mut body = serde_json::to_value(report).map_err(|_| CoreError::InvalidAnswer)?;
+        with_lease(&mut body, lease_id);
         let url = self.execution_url(execution_id, "result")?;
         self.send(CORE_DESTINATION, Method::Post, url, Some(&body), None)
             .await
@@ -430,6 +445,13 @@ impl CoreClient {
     }
 }
 
+/// Adds the claim's lease id to a heartbeat or result body (an older core gave none).
+fn with_lease(body: &mut Value, lease_id: Option<&str>) {
+    if let (Some(lease_id), Some(fields)) = (lease_id, body.as_object_mut()) {
+        fields.insert("leaseId".to_owned(), Value::String(lease_id.to_owned()));
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Method {
     Get,
@@ -497,10 +519,11 @@ mod tests {
             "commandType": "messaging.send_reminder",
             "payload": {"to": "+14155552671", "body": "Hi Ada"},
             "notAfter": null, "attempt": 2, "leaseUntil": "2030-01-01T00:00:00Z",
-            "createdAt": "2029-12-31T23:00:00Z"
+            "leaseId": "lse_1", "createdAt": "2029-12-31T23:00:00Z"
         }))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(claimed.attempt, 2);
+        assert_eq!(claimed.lease_id.as_deref(), Some("lse_1"));
         assert!(claimed.created_at.is_some());
         let shown = format!("{claimed:?}");
         assert!(shown.contains("exe_1"));
@@ -526,6 +549,106 @@ mod tests {
             serde_json::json!({"status": "failed", "retryable": true,
                 "error": {"code": "PROVIDER_UNAVAILABLE", "message": "x"}, "retryAfterSeconds": 3})
         );
+    }
+
+    #[test]
+    fn the_lease_goes_back_with_heartbeats_and_results_when_core_gave_one() {
+        let mut body = serde_json::json!({"status": "succeeded", "retryable": false});
+        with_lease(&mut body, Some("lse_1"));
+        assert_eq!(body["leaseId"], "lse_1");
+        let mut older = serde_json::json!({"leaseSeconds": 60});
+        with_lease(&mut older, None);
+        assert_eq!(older, serde_json::json!({"leaseSeconds": 60}));
+    }
+
+    /// A core that hands out one execution under `lse_1` and keeps the heartbeat and result
+    /// bodies it gets, answering both with 409 `LEASE_LOST` as for a replica whose lease was
+    /// claimed again.
+    #[tokio::test]
+    async fn heartbeats_and_results_send_the_claims_lease_back() {
+        use axum::Json;
+        use axum::http::StatusCode;
+        use axum::routing::post;
+
+        let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let lost = |seen: Arc<Mutex<Vec<Value>>>| {
+            move |Json(body): Json<Value>| async move {
+                seen.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(body);
+                (
+                    StatusCode::CONFLICT,
+                    Json(serde_json::json!({"error": {"code": "LEASE_LOST", "message": "x"}})),
+                )
+            }
+        };
+        let app = axum::Router::new()
+            .route(
+                "/v1/executions/claim",
+                post(|| async {
+                    Json(serde_json::json!({"executions": [{
+                        "executionId": "exe_1", "tenantId": "default", "correlationId": "c1",
+                        "commandType": "messaging.send_reminder", "payload": {},
+                        "attempt": 1, "leaseUntil": "2030-01-01T00:00:00Z", "leaseId": "lse_1"}]}))
+                }),
+            )
+            .route("/v1/executions/exe_1/heartbeat", post(lost(seen.clone())))
+            .route("/v1/executions/exe_1/result", post(lost(seen.clone())));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let text = format!(
+            "[database]\nurl = \"sqlite://unused.db\"\n[auth]\n\
+             signing_key = \"test-signing-key-0123456789abcdef0123456789\"\n\
+             master_key_file = \"master.key\"\n[services.core]\nurl = \"http://{addr}/\"\n"
+        );
+        let config = aro_config::load_str(
+            &text,
+            "test",
+            std::path::Path::new("."),
+            &aro_config::Environment::empty(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let core = CoreClient::new(&config, reqwest::Client::new(), Resilient::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let claimed = core
+            .claim(1, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let lease = claimed[0].lease_id.as_deref();
+        assert_eq!(lease, Some("lse_1"));
+        let heartbeat = core
+            .heartbeat("exe_1", lease, Duration::from_secs(60))
+            .await;
+        assert_eq!(
+            heartbeat.err().as_ref().and_then(CoreError::code),
+            Some("LEASE_LOST")
+        );
+        let report = ExecutionReport {
+            status: ReportStatus::Succeeded,
+            retryable: false,
+            error: None,
+            provider_ref: Some("SM1".into()),
+            output: None,
+            retry_after_seconds: None,
+        };
+        let result = core.report("exe_1", lease, &report).await;
+        assert_eq!(
+            result.err().as_ref().and_then(CoreError::code),
+            Some("LEASE_LOST")
+        );
+        let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert_eq!(seen.len(), 2, "a 409 is not retried: {seen:?}");
+        assert_eq!(
+            seen[0],
+            serde_json::json!({"leaseSeconds": 60, "leaseId": "lse_1"})
+        );
+        assert_eq!(seen[1]["leaseId"], "lse_1");
+        assert_eq!(seen[1]["providerRef"], "SM1");
+        server.abort();
     }
 
     #[test]

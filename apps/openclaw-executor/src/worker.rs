@@ -51,6 +51,9 @@ pub struct WorkerStats {
     pub failed_permanent: u64,
     /// Results core could not be told (its lease lapses; core offers the execution again).
     pub unreported: u64,
+    /// Results core refused because our lease lapsed and another holder claimed the execution
+    /// (`LEASE_LOST`): that holder's result counts.
+    pub lease_lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +63,7 @@ struct Counters {
     failed_retryable: AtomicU64,
     failed_permanent: AtomicU64,
     unreported: AtomicU64,
+    lease_lost: AtomicU64,
 }
 
 struct Inner {
@@ -119,6 +123,7 @@ impl Worker {
             failed_retryable: c.failed_retryable.load(Ordering::Relaxed),
             failed_permanent: c.failed_permanent.load(Ordering::Relaxed),
             unreported: c.unreported.load(Ordering::Relaxed),
+            lease_lost: c.lease_lost.load(Ordering::Relaxed),
         }
     }
 
@@ -301,13 +306,28 @@ impl Worker {
         match self
             .inner
             .core
-            .report(&execution.execution_id, &report)
+            .report(
+                &execution.execution_id,
+                execution.lease_id.as_deref(),
+                &report,
+            )
             .await
         {
             Ok(_) => {}
             Err(error) if error.code() == Some("EXECUTION_FINISHED") => {
                 // Another holder (after our lease lapsed) reported first; core keeps that.
                 tracing::info!("core already has a different result for this execution");
+            }
+            Err(error) if error.code() == Some("LEASE_LOST") => {
+                // Our lease lapsed and another holder claimed the execution: its result is the
+                // one core takes, and ours changed nothing.
+                self.inner
+                    .counters
+                    .lease_lost
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "result refused: the lease lapsed and another holder has the execution now"
+                );
             }
             Err(error) => {
                 self.inner
@@ -326,7 +346,7 @@ impl Worker {
     /// The permission check and the handler, with heartbeats keeping the lease while they run.
     async fn perform_under_lease(&self, execution: &ClaimedExecution) -> Outcome {
         let work = self.decide_and_perform(execution);
-        let heartbeats = self.keep_lease(&execution.execution_id);
+        let heartbeats = self.keep_lease(&execution.execution_id, execution.lease_id.as_deref());
         tokio::select! {
             biased;
             outcome = work => outcome,
@@ -367,12 +387,17 @@ impl Worker {
     /// Renews the lease every third of its length, forever (the caller stops polling it when
     /// the work is done). A lost lease is logged: the work goes on, since stopping a send
     /// half-way is no safer than finishing it, and core keeps the first result it gets.
-    async fn keep_lease(&self, execution_id: &str) {
+    async fn keep_lease(&self, execution_id: &str, lease_id: Option<&str>) {
         let lease = self.inner.lease;
         let every = (lease / 3).max(Duration::from_millis(500));
         loop {
             tokio::time::sleep(every).await;
-            match self.inner.core.heartbeat(execution_id, lease).await {
+            match self
+                .inner
+                .core
+                .heartbeat(execution_id, lease_id, lease)
+                .await
+            {
                 Ok(_) => {}
                 Err(error) if error.code() == Some("LEASE_LOST") => {
                     tracing::warn!("lease lost while performing; another executor may hold it now");

@@ -83,6 +83,9 @@ pub struct ExecutionRow {
     pub not_after: Option<DateTime<Utc>>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
+    /// The lease the latest claim handed out (docs/adr/0006, "one lease per claim"): replaced by
+    /// every claim, kept after the lease ends so a repeated report from it is still recognised.
+    pub lease_id: Option<String>,
     pub workflow_id: Option<String>,
     pub aggregate_id: Option<String>,
     pub last_error_code: Option<String>,
@@ -259,6 +262,11 @@ pub trait EngineRows: Send {
     async fn insert_execution(&mut self, row: &ExecutionRow) -> Result<(), StoreError>;
     async fn update_execution(&mut self, row: &ExecutionRow) -> Result<bool, StoreError>;
     async fn get_execution(&mut self, id: &str) -> Result<Option<ExecutionRow>, StoreError>;
+    /// Locks the execution's row for this transaction when `lease_id` is its current lease (the
+    /// one its latest claim handed out); false when it is not. A write rather than a read, so
+    /// on PostgreSQL a re-claim that commits first is seen (the condition is checked again
+    /// against the committed row) and one that comes later waits for this transaction.
+    async fn lock_execution_lease(&mut self, id: &str, lease_id: &str) -> Result<bool, StoreError>;
     async fn open_executions_for_aggregate(
         &mut self,
         tenant_id: &str,
@@ -601,13 +609,13 @@ macro_rules! impl_engine_rows {
                 $crate::__private::sqlx::query::<$db>(
                     "insert into executions (id, tenant_id, correlation_id, command_type, subject_id, payload_ct, status,
                          attempt, max_attempts, available_at, not_after, lease_owner, lease_until, workflow_id, aggregate_id,
-                         last_error_code, last_error_message, provider_ref, output, created_at, updated_at)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)")
+                         last_error_code, last_error_message, provider_ref, output, created_at, updated_at, lease_id)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)")
                     .bind(&r.id).bind(&r.tenant_id).bind(&r.correlation_id).bind(&r.command_type).bind(&r.subject_id)
                     .bind(&r.payload_ct).bind(&r.status).bind(r.attempt).bind(r.max_attempts).bind(r.available_at)
                     .bind(r.not_after).bind(&r.lease_owner).bind(r.lease_until).bind(&r.workflow_id).bind(&r.aggregate_id)
                     .bind(&r.last_error_code).bind(&r.last_error_message).bind(&r.provider_ref).bind(&r.output)
-                    .bind(r.created_at).bind(r.updated_at)
+                    .bind(r.created_at).bind(r.updated_at).bind(&r.lease_id)
                     .execute(&mut *self.conn).await?;
                 Ok(())
             }
@@ -616,11 +624,11 @@ macro_rules! impl_engine_rows {
                 let done = $crate::__private::sqlx::query::<$db>(
                     "update executions set status = $2, attempt = $3, available_at = $4, lease_owner = $5, lease_until = $6,
                          last_error_code = $7, last_error_message = $8, provider_ref = $9, output = $10, updated_at = $11,
-                         payload_ct = $12, not_after = $13
+                         payload_ct = $12, not_after = $13, lease_id = $14
                      where id = $1")
                     .bind(&r.id).bind(&r.status).bind(r.attempt).bind(r.available_at).bind(&r.lease_owner).bind(r.lease_until)
                     .bind(&r.last_error_code).bind(&r.last_error_message).bind(&r.provider_ref).bind(&r.output)
-                    .bind(r.updated_at).bind(&r.payload_ct).bind(r.not_after)
+                    .bind(r.updated_at).bind(&r.payload_ct).bind(r.not_after).bind(&r.lease_id)
                     .execute(&mut *self.conn).await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -629,6 +637,16 @@ macro_rules! impl_engine_rows {
                 Ok($crate::__private::sqlx::query_as::<$db, $crate::engine_rows::ExecutionRow>(
                     "select * from executions where id = $1")
                     .bind(id).fetch_optional(&mut *self.conn).await?)
+            }
+
+            async fn lock_execution_lease(&mut self, id: &str, lease_id: &str) -> Result<bool, $crate::StoreError> {
+                // -- why: a no-op write takes the row lock and re-checks the lease against what
+                // a concurrent claim committed; a plain read would act on the old lease.
+                let done = $crate::__private::sqlx::query::<$db>(
+                    "update executions set lease_id = lease_id where id = $1 and lease_id = $2")
+                    .bind(id).bind(lease_id)
+                    .execute(&mut *self.conn).await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn open_executions_for_aggregate(&mut self, tenant_id: &str, aggregate_id: &str) -> Result<Vec<$crate::engine_rows::ExecutionRow>, $crate::StoreError> {

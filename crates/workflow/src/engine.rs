@@ -597,10 +597,12 @@ impl Engine {
                             tx.raw().update_execution(&row).await?;
                             continue;
                         };
+                        let lease_id = crate::executions::new_lease_id();
                         row.status = "leased".into();
                         row.attempt += 1;
                         row.lease_owner = Some(owner.clone());
                         row.lease_until = Some(real_now + lease);
+                        row.lease_id = Some(lease_id.clone());
                         row.updated_at = real_now;
                         tx.raw().update_execution(&row).await?;
                         out.push(ClaimedExecution {
@@ -612,6 +614,7 @@ impl Engine {
                             not_after: row.not_after,
                             attempt: row.attempt,
                             lease_until: real_now + lease,
+                            lease_id,
                             created_at: row.created_at,
                         });
                     }
@@ -621,7 +624,9 @@ impl Engine {
             .await
     }
 
-    /// Extends a lease the caller holds.
+    /// Extends a lease held by `owner` (the token's subject), for callers that do not send the
+    /// lease id they were given. Any claimant with the same subject passes this check; a caller
+    /// with the lease id should use [`Self::heartbeat_lease`], which tells claims apart.
     pub async fn heartbeat(
         &self,
         execution_id: &str,
@@ -629,27 +634,58 @@ impl Engine {
         lease: Duration,
         allowed_tenants: Option<Vec<String>>,
     ) -> EngineResult<DateTime<Utc>> {
+        self.extend_lease(
+            execution_id,
+            LeaseHolder::Subject(owner.to_owned()),
+            lease,
+            allowed_tenants,
+        )
+        .await
+    }
+
+    /// Extends the lease `lease_id` (handed out with the claim) while it is still the
+    /// execution's: `LEASE_LOST` once the execution was claimed again or its lease ended.
+    pub async fn heartbeat_lease(
+        &self,
+        execution_id: &str,
+        lease_id: &str,
+        lease: Duration,
+        allowed_tenants: Option<Vec<String>>,
+    ) -> EngineResult<DateTime<Utc>> {
+        self.extend_lease(
+            execution_id,
+            LeaseHolder::Lease(lease_id.to_owned()),
+            lease,
+            allowed_tenants,
+        )
+        .await
+    }
+
+    async fn extend_lease(
+        &self,
+        execution_id: &str,
+        holder: LeaseHolder,
+        lease: Duration,
+        allowed_tenants: Option<Vec<String>>,
+    ) -> EngineResult<DateTime<Utc>> {
         let id = execution_id.to_owned();
-        let owner = owner.to_owned();
         self.store
             .write(move |tx| {
                 Box::pin(async move {
-                    let mut row = tx
-                        .raw()
-                        .get_execution(&id)
-                        .await?
-                        .filter(|r| {
-                            allowed_tenants
-                                .as_ref()
-                                .is_none_or(|t| t.contains(&r.tenant_id))
-                        })
-                        .ok_or(EngineError::NotFound("execution"))?;
-                    if row.status != "leased" || row.lease_owner.as_deref() != Some(owner.as_str())
-                    {
-                        return Err(EngineError::Conflict {
-                            code: "LEASE_LOST",
-                            message: "the lease is no longer held by this caller".into(),
-                        });
+                    let mut row = held_execution(tx, &id, &holder, &allowed_tenants).await?;
+                    let holds = row.status == "leased"
+                        && match &holder {
+                            LeaseHolder::Subject(owner) => {
+                                row.lease_owner.as_deref() == Some(owner.as_str())
+                            }
+                            // The lease is the current one (checked under the row lock);
+                            // heartbeats always name a holder, so `Anyone` is not asked.
+                            LeaseHolder::Lease(_) | LeaseHolder::Anyone => true,
+                        };
+                    if !holds {
+                        return Err(crate::executions::lease_lost(
+                            "the lease is no longer held by this caller",
+                        ));
                     }
                     let until = aro_store::micros(Utc::now()) + lease;
                     row.lease_until = Some(until);
@@ -660,10 +696,41 @@ impl Engine {
             .await
     }
 
-    /// Records an execution's result and turns it into canonical events.
+    /// Records an execution's result and turns it into canonical events, for callers that do
+    /// not send the lease id they were given: the result is taken whoever holds the lease.
+    /// [`Self::record_lease_result`] refuses a result from a lease that was lost.
     pub async fn record_result(
         &self,
         execution_id: &str,
+        result: ExecutionResult,
+        allowed_tenants: Option<Vec<String>>,
+    ) -> EngineResult<Value> {
+        self.settle(execution_id, None, result, allowed_tenants)
+            .await
+    }
+
+    /// Records the result of the lease `lease_id` (handed out with the claim): `LEASE_LOST`, and
+    /// nothing changes, when the execution was claimed again after that lease lapsed.
+    pub async fn record_lease_result(
+        &self,
+        execution_id: &str,
+        lease_id: &str,
+        result: ExecutionResult,
+        allowed_tenants: Option<Vec<String>>,
+    ) -> EngineResult<Value> {
+        self.settle(
+            execution_id,
+            Some(lease_id.to_owned()),
+            result,
+            allowed_tenants,
+        )
+        .await
+    }
+
+    async fn settle(
+        &self,
+        execution_id: &str,
+        lease_id: Option<String>,
         result: ExecutionResult,
         allowed_tenants: Option<Vec<String>>,
     ) -> EngineResult<Value> {
@@ -673,16 +740,11 @@ impl Engine {
         self.store
             .write(move |tx| {
                 Box::pin(async move {
-                    let row = tx
-                        .raw()
-                        .get_execution(&id)
-                        .await?
-                        .filter(|r| {
-                            allowed_tenants
-                                .as_ref()
-                                .is_none_or(|t| t.contains(&r.tenant_id))
-                        })
-                        .ok_or(EngineError::NotFound("execution"))?;
+                    let holder = match &lease_id {
+                        Some(lease) => LeaseHolder::Lease(lease.clone()),
+                        None => LeaseHolder::Anyone,
+                    };
+                    let row = held_execution(tx, &id, &holder, &allowed_tenants).await?;
                     let mut ctx = Ctx::new(
                         tx,
                         &row.tenant_id.clone(),
@@ -692,7 +754,13 @@ impl Engine {
                         settings,
                     )
                     .await?;
-                    let answer = crate::executions::record_result(&mut ctx, row, result).await?;
+                    let answer = crate::executions::record_result(
+                        &mut ctx,
+                        row,
+                        result,
+                        lease_id.as_deref(),
+                    )
+                    .await?;
                     ctx.finish().await?;
                     Ok(answer)
                 })
@@ -748,6 +816,50 @@ impl Engine {
 
 /// Reads the command envelope, naming the offending field as the rest of the API does
 /// (`details.field`: `commandType`, `aggregate.type`, …; `body` when it is not an object).
+/// Who is asking about an execution's lease: the holder of a lease id from a claim, the token
+/// subject of a caller that sends none (every claimant with that subject looks alike), or, for a
+/// result without a lease id, anyone.
+enum LeaseHolder {
+    Lease(String),
+    Subject(String),
+    Anyone,
+}
+
+/// The execution `id` (one of `allowed_tenants`', else `NotFound`). For a lease holder, the row
+/// is locked for this transaction and read again, and `LEASE_LOST` unless that lease is still
+/// the execution's (a lapsed lease that nobody claimed again still is).
+async fn held_execution(
+    tx: &mut aro_store::Tx<'_>,
+    id: &str,
+    holder: &LeaseHolder,
+    allowed_tenants: &Option<Vec<String>>,
+) -> EngineResult<aro_store::engine_rows::ExecutionRow> {
+    let visible = |r: &aro_store::engine_rows::ExecutionRow| {
+        allowed_tenants
+            .as_ref()
+            .is_none_or(|t| t.contains(&r.tenant_id))
+    };
+    let row = tx
+        .raw()
+        .get_execution(id)
+        .await?
+        .filter(visible)
+        .ok_or(EngineError::NotFound("execution"))?;
+    let LeaseHolder::Lease(lease_id) = holder else {
+        return Ok(row);
+    };
+    if !tx.raw().lock_execution_lease(id, lease_id).await? {
+        return Err(crate::executions::lease_lost(
+            "the lease lapsed and the execution was claimed again, or this lease was never its",
+        ));
+    }
+    tx.raw()
+        .get_execution(id)
+        .await?
+        .filter(visible)
+        .ok_or(EngineError::NotFound("execution"))
+}
+
 fn parse_envelope(raw: &Value) -> EngineResult<CommandEnvelope> {
     if !raw.is_object() {
         return Err(EngineError::validation(

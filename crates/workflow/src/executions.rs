@@ -3,6 +3,10 @@
 //! re-offered when a lease lapses; never handed out once its `notAfter` has passed on the
 //! business clock (expired instead); retried with exponential backoff and full jitter; moved to
 //! the dead-letter queue when attempts run out. Results come back as canonical events.
+//!
+//! Every claim mints a lease id (docs/adr/0006, "one lease per claim"): the holder presents it on
+//! heartbeat and result, and once a lapsed lease was claimed again the old holder's heartbeat and
+//! result are refused (`LEASE_LOST`), even when both holders use the same token.
 
 use crate::ctx::Ctx;
 use crate::error::{EngineError, EngineResult};
@@ -30,6 +34,25 @@ pub struct NewExecution<'a> {
 }
 
 const TENANT_SUBJECT: &str = "tenant";
+
+/// The prefix of lease ids (`lse_…`).
+pub const LEASE_PREFIX: &str = "lse";
+
+/// The conflict code for a heartbeat or result from a lease that is no longer the execution's.
+pub const LEASE_LOST: &str = "LEASE_LOST";
+
+/// A new lease id, one per claim of one execution.
+pub fn new_lease_id() -> String {
+    aro_store::ids::new_id(LEASE_PREFIX)
+}
+
+/// The refusal for a caller whose lease is not the execution's current one.
+pub fn lease_lost(message: &str) -> EngineError {
+    EngineError::Conflict {
+        code: LEASE_LOST,
+        message: message.to_owned(),
+    }
+}
 
 pub async fn enqueue(ctx: &mut Ctx<'_, '_>, e: NewExecution<'_>) -> EngineResult<()> {
     let tenant = ctx.tenant_id().to_owned();
@@ -62,6 +85,7 @@ pub async fn enqueue(ctx: &mut Ctx<'_, '_>, e: NewExecution<'_>) -> EngineResult
         not_after: e.not_after.map(aro_store::micros),
         lease_owner: None,
         lease_until: None,
+        lease_id: None,
         workflow_id: ctx.workflow_id.clone(),
         aggregate_id: e.aggregate_id.map(str::to_owned),
         last_error_code: None,
@@ -88,6 +112,10 @@ pub struct ClaimedExecution {
     pub not_after: Option<DateTime<Utc>>,
     pub attempt: i64,
     pub lease_until: DateTime<Utc>,
+    /// This claim's lease, new with every claim: send it with each heartbeat and the result.
+    /// Once the lease lapsed and the execution was claimed again, both are refused with
+    /// `LEASE_LOST`.
+    pub lease_id: String,
     /// When core wrote the execution (real time): nothing it caused can be older, so the
     /// executor bounds its look-up for an earlier, unseen send with it.
     pub created_at: DateTime<Utc>,
@@ -244,10 +272,16 @@ pub async fn exhausted_at_claim(ctx: &mut Ctx<'_, '_>, row: ExecutionRow) -> Eng
 
 /// Records a result for a leased (or lapsed) execution. A result for an execution that already
 /// finished is accepted when it says the same thing (a retried report) and refused otherwise.
+///
+/// `lease_id`, when the caller presented one, has already been checked to be the execution's
+/// current lease (the latest claim's); a result from it is then also refused once that lease
+/// ended without finishing the execution (a retryable failure was reported and the execution
+/// waits for its retry, or staff retried it from the dead-letter queue).
 pub async fn record_result(
     ctx: &mut Ctx<'_, '_>,
     mut row: ExecutionRow,
     result: ExecutionResult,
+    lease_id: Option<&str>,
 ) -> EngineResult<Value> {
     if is_finished(&row.status) {
         let same = match result.status {
@@ -261,6 +295,11 @@ pub async fn record_result(
             code: "EXECUTION_FINISHED",
             message: format!("the execution already finished as {}", row.status),
         });
+    }
+    if lease_id.is_some() && row.status != "leased" {
+        return Err(lease_lost(
+            "the lease already ended with an earlier result; the execution waits to be claimed again",
+        ));
     }
     ctx.workflow_id = row.workflow_id.clone();
     ctx.correlation_id = row.correlation_id.clone();

@@ -77,9 +77,11 @@ impl Classifier {
                     }
                 },
             };
+            // With the claim's lease: another core replica that took this execution after our
+            // lease lapsed (a slow model) keeps it, and ours is refused with LEASE_LOST.
             if let Err(e) = state
                 .engine
-                .record_result(&execution.execution_id, result, None)
+                .record_lease_result(&execution.execution_id, &execution.lease_id, result, None)
                 .await
             {
                 tracing::warn!(execution = %execution.execution_id, error = %e, "recording a classification failed");
