@@ -240,3 +240,49 @@ pub async fn install_test_config(core: &Running, tenant: &str) {
     .await;
     assert_eq!(status, 200, "installing the test configuration: {answer}");
 }
+
+/// Every log line of this test process, in memory, to look for secrets or ids in. The global
+/// subscriber can be installed once per process: [`CapturedLogs::install`] does it at debug
+/// level on the first call and hands back the same capture afterwards.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    pub fn install() -> &'static CapturedLogs {
+        static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let captured = CapturedLogs::default();
+            let writer = captured.clone();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .try_init();
+            captured
+        })
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
+}

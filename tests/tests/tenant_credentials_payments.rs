@@ -18,8 +18,6 @@
 #[path = "../../apps/openclaw-executor/tests/support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aro_openclaw_executor::Worker;
@@ -28,7 +26,7 @@ use aro_openclaw_executor::credentials::TenantCredentials;
 use aro_openclaw_executor::handlers;
 use aro_openclaw_executor::outcome::Outcome;
 use aro_openclaw_executor::providers::{self, Providers};
-use aro_tests::both_engines;
+use aro_tests::{CapturedLogs, both_engines};
 use serde_json::{Value, json};
 use support::{Drill, drill_tuning, wait_until};
 
@@ -47,34 +45,9 @@ const SECRETS: [&str; 4] = [
 
 // ----- every log line of this test process, to look for secrets in -----
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .try_init();
-        captured
-    })
+/// Installs (once) a debug-level subscriber writing into memory.
+fn logs() -> &'static CapturedLogs {
+    CapturedLogs::install()
 }
 
 fn assert_no_secret(haystack: &str, what: &str) {
@@ -84,13 +57,7 @@ fn assert_no_secret(haystack: &str, what: &str) {
 }
 
 fn assert_logs_clean() {
-    let text = String::from_utf8_lossy(
-        &logs()
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
-    .into_owned();
+    let text = logs().text();
     assert!(!text.is_empty(), "the log capture saw nothing");
     assert_no_secret(&text, "the log");
 }
