@@ -16,6 +16,8 @@ const OWNER: &str = "core-engine:classifier";
 
 pub struct Classifier {
     llm: Option<LlmClient>,
+    /// How long one classification may take, retries included: the lease of each claim.
+    lease: Duration,
 }
 
 impl Classifier {
@@ -28,14 +30,23 @@ impl Classifier {
                 aro_resilience::Resilient::default(),
             ))
         });
-        Self { llm }
+        // One reply per claim, leased for the model's timeout over every attempt the
+        // resilience layer may make, so a slow model never outlives its lease (and its answer
+        // is then refused as LEASE_LOST while another replica redoes the work).
+        let timeout = config
+            .classifier
+            .llm
+            .as_ref()
+            .map_or(0, |llm| i64::try_from(llm.timeout_secs).unwrap_or(60));
+        let lease = Duration::seconds((timeout * 4 + 10).max(30));
+        Self { llm, lease }
     }
 
     /// Classifies what is waiting; returns how many were handled.
     pub async fn run_once(&self, state: &AppState) -> usize {
         let claimed = match state
             .engine
-            .claim_core_classifications(OWNER, 10, Duration::seconds(30))
+            .claim_core_classifications(OWNER, 1, self.lease)
             .await
         {
             Ok(c) => c,
