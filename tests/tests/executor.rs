@@ -232,6 +232,120 @@ both_engines!(
 );
 
 both_engines!(
+    a_counted_outage_mid_batch_still_delivers_every_reminder_exactly_once,
+    |db| async move {
+        let Some(drill) = Drill::start(db).await else {
+            return;
+        };
+        // An open breaker lets one probe through per cool-down, so a counted outage lasts
+        // about count × cool-down of real time. Breakers that probe every 20–40 ms get the
+        // 503s served within seconds; at the drill's usual 0.5–2 s they would take minutes, and
+        // every claim the breaker turns away uses one of a message's attempts.
+        let executor = aro_openclaw_executor::Executor::new(
+            &drill.config(),
+            aro_openclaw_executor::Tuning {
+                breaker_cool_down: Duration::from_millis(20),
+                breaker_max_cool_down: Duration::from_millis(40),
+                ..drill_tuning()
+            },
+        )
+        .expect("executor");
+        let worker = executor.worker().clone();
+        let stop = aro_http::CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let serving = tokio::spawn(executor.serve(listener, stop.clone()));
+        let numbers = phones(200);
+        drill.book_many("default", &numbers, 50).await;
+
+        // Twilio answers the next OUTAGE_REQUESTS requests with 503, however long that takes,
+        // once the batch is under way: the outage ends by count, not by the clock.
+        const OUTAGE_REQUESTS: u64 = 100;
+        let outage = {
+            let http = drill.http.clone();
+            let sandbox = drill.sandbox.url.clone();
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                loop {
+                    let body: Value = http
+                        .get(sandbox.join("sandbox/messages").expect("url"))
+                        .send()
+                        .await
+                        .expect("messages")
+                        .json()
+                        .await
+                        .expect("json");
+                    let seen = body["messages"].as_array().map_or(0, Vec::len);
+                    if seen >= 30 {
+                        let resp = http
+                            .post(sandbox.join("sandbox/faults").expect("url"))
+                            .json(&json!({"provider": "twilio", "mode": "http_503",
+                                          "forRequests": OUTAGE_REQUESTS}))
+                            .send()
+                            .await
+                            .expect("fault");
+                        assert!(resp.status().is_success());
+                        return seen;
+                    }
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "the batch never started"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        drill.advance("3h").await;
+        let seen_at_outage = outage.await.expect("outage task");
+        assert!(
+            seen_at_outage < 200,
+            "the outage began mid-batch ({seen_at_outage} sent)"
+        );
+
+        wait_until(
+            Duration::from_secs(120),
+            "every reminder is recorded as sent",
+            || async { drill.events("default", "message.sent").await.len() >= 200 },
+        )
+        .await;
+        // Every counted 503 was served: the outage really happened, and ended by count.
+        let faults = drill.active_faults().await;
+        assert_eq!(faults["faults"], json!([]), "{faults}");
+        let counts = per_recipient(&drill.messages(None).await);
+        assert_eq!(counts.len(), 200, "every patient got a reminder");
+        let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(twice.is_empty(), "none got two: {twice:?}");
+        assert_eq!(drill.events("default", "message.sent").await.len(), 200);
+        assert!(
+            drill
+                .events("default", "execution.dead_lettered")
+                .await
+                .is_empty()
+        );
+        assert!(
+            drill
+                .events("default", "message.delivery_failed")
+                .await
+                .is_empty()
+        );
+        let stats = worker.stats();
+        eprintln!(
+            "counted outage drill: {seen_at_outage} sent before the outage; executor {stats:?}"
+        );
+        assert!(
+            stats.failed_retryable > 0,
+            "the outage was felt and retried through core's queue: {stats:?}"
+        );
+        stop.cancel();
+        serving
+            .await
+            .expect("executor task")
+            .expect("the executor stops cleanly");
+    }
+);
+
+both_engines!(
     accept_then_drop_is_resolved_by_a_look_up_not_a_resend,
     |db| async move {
         let Some(drill) = Drill::start(db).await else {

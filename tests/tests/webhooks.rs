@@ -1259,6 +1259,126 @@ both_engines!(
     }
 );
 
+both_engines!(
+    five_concurrent_deliveries_of_a_calendly_cancellation_or_reschedule_act_once,
+    |db| async move {
+        let Some(w) = World::new(db).await else {
+            return;
+        };
+        let reminders_pending = |visit: String| {
+            let w = &w;
+            async move {
+                w.pending_timer_kinds(&visit)
+                    .await
+                    .iter()
+                    .any(|k| k == "reminder")
+            }
+        };
+
+        // A plain cancellation, five copies at once: cancelled once, its reminders withdrawn.
+        let invitee = invitee_uri(&unique("EV"), &unique("IN"));
+        w.calendly(&calendly_created(&invitee, days_ahead(3), None))
+            .await
+            .assert_received();
+        let cancelled_visit = w.booked(&invitee).await.aggregate.id;
+        assert!(reminders_pending(cancelled_visit.clone()).await);
+        let cancel = calendly_canceled(&invitee, None);
+        let answers = futures::future::join_all((0..5).map(|_| w.calendly(&cancel))).await;
+        assert_eq!(answers.len(), 5);
+        answers.iter().for_each(Answer::assert_received);
+        let cancelled = w
+            .of_appointment("appointment.cancelled", &cancelled_visit)
+            .await;
+        assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+        assert_eq!(cancelled[0].payload["reason"], "provider_cancelled");
+        assert_eq!(
+            w.appointment(&cancelled_visit).await.status.as_str(),
+            "cancelled"
+        );
+        assert!(!reminders_pending(cancelled_visit.clone()).await);
+        // Redelivered later: nothing more.
+        w.calendly(&cancel).await.assert_received();
+        assert_eq!(
+            w.of_appointment("appointment.cancelled", &cancelled_visit)
+                .await
+                .len(),
+            1
+        );
+
+        // A reschedule's two halves, five copies of each, all ten at once (interleaved): the
+        // visit moves once, is never cancelled, and the created half books no second visit.
+        let first = invitee_uri(&unique("EV"), &unique("IN"));
+        w.calendly(&calendly_created(&first, days_ahead(4), None))
+            .await
+            .assert_received();
+        let moved_visit = w.booked(&first).await.aggregate.id;
+        let second = invitee_uri(&unique("EV"), &unique("IN"));
+        let moved_to = days_ahead(6);
+        let cancel_half = calendly_canceled(&first, Some(&second));
+        let created_half = calendly_created(&second, moved_to, Some(&first));
+        let hooks: Vec<&Value> = (0..10)
+            .map(|i| {
+                if i % 2 == 0 {
+                    &cancel_half
+                } else {
+                    &created_half
+                }
+            })
+            .collect();
+        let answers = futures::future::join_all(hooks.into_iter().map(|h| w.calendly(h))).await;
+        assert_eq!(answers.len(), 10);
+        answers.iter().for_each(Answer::assert_received);
+        let rescheduled = w
+            .of_appointment("appointment.rescheduled", &moved_visit)
+            .await;
+        assert_eq!(rescheduled.len(), 1, "{rescheduled:?}");
+        assert!(
+            w.of_appointment("appointment.cancelled", &moved_visit)
+                .await
+                .is_empty()
+        );
+        let a = w.appointment(&moved_visit).await;
+        assert_eq!((a.starts_at, a.status.as_str()), (moved_to, "booked"));
+        assert!(reminders_pending(moved_visit.clone()).await);
+        assert_eq!(w.events("appointment.booked").await.len(), 2);
+
+        // The halves in Calendly's order, each five at once: the cancel half is remembered and
+        // moves nothing; the created half then moves the visit, once.
+        let third = invitee_uri(&unique("EV"), &unique("IN"));
+        let later = days_ahead(7);
+        let cancel_half = calendly_canceled(&second, Some(&third));
+        let answers = futures::future::join_all((0..5).map(|_| w.calendly(&cancel_half))).await;
+        answers.iter().for_each(Answer::assert_received);
+        let a = w.appointment(&moved_visit).await;
+        assert_eq!((a.starts_at, a.status.as_str()), (moved_to, "booked"));
+        assert_eq!(
+            w.of_appointment("appointment.rescheduled", &moved_visit)
+                .await
+                .len(),
+            1
+        );
+        let created_half = calendly_created(&third, later, Some(&second));
+        let answers = futures::future::join_all((0..5).map(|_| w.calendly(&created_half))).await;
+        answers.iter().for_each(Answer::assert_received);
+        let a = w.appointment(&moved_visit).await;
+        assert_eq!((a.starts_at, a.status.as_str()), (later, "booked"));
+        assert_eq!(
+            w.of_appointment("appointment.rescheduled", &moved_visit)
+                .await
+                .len(),
+            2
+        );
+        assert!(
+            w.of_appointment("appointment.cancelled", &moved_visit)
+                .await
+                .is_empty()
+        );
+        assert!(reminders_pending(moved_visit.clone()).await);
+        assert_eq!(w.events("appointment.booked").await.len(), 2);
+        w.stop().await;
+    }
+);
+
 // ----- Twilio, end to end -----
 
 both_engines!(

@@ -12,6 +12,15 @@ fn aro() -> Command {
         cmd.env(format!("ARO_SERVICES__{key}__LISTEN"), "127.0.0.1:0");
     }
     cmd.env("ARO_SANDBOX__LISTEN", "127.0.0.1:0");
+    // The providers follow the sandbox to its free port: `aro up` points a provider whose base
+    // URL is the sandbox's configured address at the address actually bound. (The generated
+    // file's providers say 127.0.0.1:7400 and would not follow the listen override alone.)
+    for provider in ["TWILIO", "STRIPE", "CALENDLY"] {
+        cmd.env(
+            format!("ARO_PROVIDERS__{provider}__BASE_URL"),
+            "http://127.0.0.1:0/",
+        );
+    }
     cmd.env("ARO_LOG__LEVEL", "warn");
     cmd
 }
@@ -249,6 +258,178 @@ fn operators_add_tenants_move_the_sandbox_clock_and_rebuild_the_read_models() {
     let (ok, out, err) = cli(&["events", "rebuild"]);
     assert!(ok, "{err}");
     assert!(out.starts_with("rebuilt from "), "{out}");
+}
+
+/// The product as a new user meets it: `aro up` with no credentials, a booking at the
+/// sandbox's Calendly, the 48 h reminder at the sandbox's phone, a reply "C" and its
+/// confirmation, all through the real binary (its generated configuration, minted service
+/// tokens, the BFF's profile pack and the sandbox rebound to the port actually taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aro_up_runs_booking_reminder_and_reply_against_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("aro-data");
+    let (child, urls) = up_with_urls(&data);
+    let mut child = KillOnDrop(child);
+    let core = urls["core-engine"].clone();
+    let sandbox = url::Url::parse(&urls["sandbox"]).expect("sandbox URL");
+    let cli = |args: &[&str]| {
+        output(
+            aro()
+                .env("ARO_SERVICES__CORE__URL", &core)
+                .args(args)
+                .arg("--data-dir")
+                .arg(&data),
+        )
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let phone = "+14155552671";
+    let messages = || {
+        let (http, mut url) = (http.clone(), sandbox.join("sandbox/messages").unwrap());
+        url.query_pairs_mut().append_pair("to", phone);
+        async move {
+            let body: serde_json::Value = http
+                .get(url)
+                .send()
+                .await
+                .expect("messages")
+                .json()
+                .await
+                .expect("messages JSON");
+            body["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Waits (bounded) until the phone has received a text containing `wanted`.
+    let received = |wanted: &'static str| {
+        let messages = &messages;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let texts = messages().await;
+                if texts.iter().any(|t| t.contains(wanted)) {
+                    return texts;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the phone never received {wanted:?}: {texts:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    // Monday 1 April 2030, 09:00 in New York.
+    let (ok, out, err) = cli(&["clock", "set", "2030-04-01T13:00:00Z"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("2030-04-01T13:00:00"), "{out}");
+
+    // Ada books a checkup on Thursday 4 April at 10:00 (14:00Z) at the sandbox's Calendly.
+    let resp = http
+        .post(sandbox.join("sandbox/bookings").unwrap())
+        .json(&serde_json::json!({
+            "name": "Ada Lovelace", "phone": phone, "startsAt": "2030-04-04T14:00:00Z",
+            "durationMinutes": 30, "eventType": "checkup", "timezone": "America/New_York",
+        }))
+        .send()
+        .await
+        .expect("book");
+    assert_eq!(resp.status().as_u16(), 201);
+    let booking: serde_json::Value = resp.json().await.expect("booking JSON");
+    assert!(
+        booking["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("bk_")),
+        "{booking}"
+    );
+
+    // The signed `invitee.created` reaches core in the background: wait for its two reminders.
+    let (ok, token, err) = cli(&[
+        "token",
+        "create",
+        "--tenant",
+        "default",
+        "--scopes",
+        "events:read",
+        "--ttl",
+        "1h",
+    ]);
+    assert!(ok, "{err}");
+    let mut events = url::Url::parse(&core).unwrap().join("v1/events").unwrap();
+    events
+        .query_pairs_mut()
+        .append_pair("eventType", "reminder.scheduled");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: serde_json::Value = http
+            .get(events.clone())
+            .bearer_auth(token.trim())
+            .header("x-tenant-id", "default")
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("events JSON");
+        let planned = body["events"].as_array().map_or(0, Vec::len);
+        if planned == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "core never planned the two reminders: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Nothing at 13:59Z on Tuesday; the 48 h reminder at 14:00Z (10:00 in New York).
+    let (ok, _, err) = cli(&["clock", "set", "2030-04-02T13:59:00Z"]);
+    assert!(ok, "{err}");
+    assert!(messages().await.is_empty(), "too early");
+    let (ok, out, err) = cli(&["clock", "set", "2030-04-02T14:01:00Z"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"firedTimers\""), "{out}");
+    let texts = received("Hi Ada, see you Thu, Apr 4 at 10:00 AM").await;
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(
+        texts[0].starts_with("Demo Clinic: ") && texts[0].contains("Reply C to confirm"),
+        "{texts:?}"
+    );
+
+    // Ada replies C: a signed Twilio inbound webhook that core answers, then the confirmation.
+    let resp = http
+        .post(sandbox.join("sandbox/reply").unwrap())
+        .json(&serde_json::json!({"from": phone, "body": "C"}))
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(resp.status().as_u16(), 200);
+    let reply: serde_json::Value = resp.json().await.expect("reply JSON");
+    assert_eq!(reply["webhook"]["status"], 200, "{reply}");
+    let texts = received("thanks Ada, you're confirmed for Thu, Apr 4 at 10:00 AM").await;
+    assert_eq!(texts.len(), 2, "{texts:?}");
+
+    let status = terminate(&mut child.0);
+    assert!(status.success(), "clean stop: {status:?}");
+}
+
+/// A started `aro up` that a failing test does not leave running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 #[test]
