@@ -7,7 +7,6 @@
 mod support;
 
 use aro_store::Event;
-use aro_workflow::executions::{ClaimedExecution, ExecutionResult, ResultStatus};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use support::*;
@@ -16,60 +15,6 @@ const ADA: &str = "+14155552671";
 const GRACE: &str = "+14155552672";
 const REVIEW: &str = "Thanks for visiting Demo Clinic. Review: https://example.org/review-us";
 const OFFER: &str = "Time for your next visit? https://example.org/book";
-
-fn sent() -> ExecutionResult {
-    ExecutionResult {
-        status: ResultStatus::Succeeded,
-        retryable: false,
-        error: None,
-        provider_ref: None,
-        output: Some(json!({"status": "queued"})),
-        retry_after_seconds: None,
-    }
-}
-
-/// Claims everything waiting, reports each as sent, returns them.
-async fn deliver_all(h: &Harness) -> Vec<ClaimedExecution> {
-    let mut all = Vec::new();
-    loop {
-        let claimed = h
-            .engine
-            .claim_executions("test-executor", 50, Duration::seconds(60), None, None)
-            .await
-            .unwrap();
-        if claimed.is_empty() {
-            return all;
-        }
-        for e in &claimed {
-            let mut r = sent();
-            r.provider_ref = Some(format!("SM{}", e.execution_id));
-            h.engine
-                .record_result(&e.execution_id, r, None)
-                .await
-                .unwrap();
-        }
-        all.extend(claimed);
-    }
-}
-
-fn bodies(executions: &[ClaimedExecution]) -> Vec<String> {
-    executions
-        .iter()
-        .filter_map(|e| e.payload["body"].as_str().map(str::to_owned))
-        .collect()
-}
-
-async fn reply(h: &Harness, from: &str, body: &str) {
-    let n = h.key();
-    let answer = h
-        .command(
-            "message.record_inbound",
-            json!({"type": "message"}),
-            json!({"from": from, "body": body, "providerRef": format!("SMin{n}")}),
-        )
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-}
 
 async fn outcome(h: &Harness, command: &str, appointment: &str) {
     let answer = h

@@ -7,46 +7,11 @@
 #[macro_use]
 mod support;
 
-use aro_workflow::executions::{ClaimedExecution, ExecutionResult, ResultStatus};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use support::*;
 
 const ADA: &str = "+14155552671";
-
-/// Claims everything waiting and reports it done; returns what was claimed.
-async fn deliver_all(h: &Harness) -> Vec<ClaimedExecution> {
-    let mut all = Vec::new();
-    loop {
-        let claimed = h
-            .engine
-            .claim_executions("test-executor", 50, Duration::seconds(60), None, None)
-            .await
-            .unwrap();
-        if claimed.is_empty() {
-            return all;
-        }
-        for e in &claimed {
-            let mut output = json!({"status": "queued"});
-            if e.command_type == "payments.generate_deposit_link" {
-                output = json!({"url": format!("https://pay.example.org/{}", e.execution_id)});
-            }
-            let result = ExecutionResult {
-                status: ResultStatus::Succeeded,
-                retryable: false,
-                error: None,
-                provider_ref: Some(format!("ref-{}", e.execution_id)),
-                output: Some(output),
-                retry_after_seconds: None,
-            };
-            h.engine
-                .record_result(&e.execution_id, result, None)
-                .await
-                .unwrap();
-        }
-        all.extend(claimed);
-    }
-}
 
 fn invitee(n: &str) -> String {
     format!("https://api.calendly.com/scheduled_events/EV{n}/invitees/IN{n}")

@@ -236,3 +236,68 @@ pub fn test_config() -> Value {
     ))
     .unwrap()
 }
+
+/// A send the provider accepted.
+pub fn sent() -> aro_workflow::executions::ExecutionResult {
+    aro_workflow::executions::ExecutionResult {
+        status: aro_workflow::executions::ResultStatus::Succeeded,
+        retryable: false,
+        error: None,
+        provider_ref: None,
+        output: Some(json!({"status": "queued"})),
+        retry_after_seconds: None,
+    }
+}
+
+/// Plays the executor: claims everything waiting and reports each as done (texts accepted as
+/// `SM<execution>`, deposit links created as `https://pay.example.org/plink_<execution>`);
+/// returns what it claimed.
+pub async fn deliver_all(h: &Harness) -> Vec<aro_workflow::executions::ClaimedExecution> {
+    let mut all = Vec::new();
+    loop {
+        let claimed = h
+            .engine
+            .claim_executions("test-executor", 50, Duration::seconds(60), None, None)
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            return all;
+        }
+        for e in &claimed {
+            let mut r = sent();
+            r.provider_ref = Some(format!("SM{}", e.execution_id));
+            if e.command_type == "payments.generate_deposit_link" {
+                let link = format!("plink_{}", e.execution_id);
+                r.output = Some(json!({"url": format!("https://pay.example.org/{link}")}));
+                r.provider_ref = Some(link);
+            }
+            h.engine
+                .record_result(&e.execution_id, r, None)
+                .await
+                .unwrap();
+        }
+        all.extend(claimed);
+    }
+}
+
+/// The texts among `executions`.
+pub fn bodies(executions: &[aro_workflow::executions::ClaimedExecution]) -> Vec<String> {
+    executions
+        .iter()
+        .filter_map(|e| e.payload["body"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The patient at `from` texts `body` (a new provider message id each time).
+pub async fn reply(h: &Harness, from: &str, body: &str) -> aro_workflow::CommandAnswer {
+    let n = h.key();
+    let answer = h
+        .command(
+            "message.record_inbound",
+            json!({"type": "message"}),
+            json!({"from": from, "body": body, "providerRef": format!("SMin{n}")}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer
+}
