@@ -222,9 +222,12 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         config.server.public_base_url = config.services.core.url.clone();
     }
     let ui_url = http_url(bound.ui.local_addr()?)?;
-    // Providers that point at the configured sandbox address point at the bound one.
+    // Providers that point at the sandbox — at its configured address, or at the default one
+    // `aro up` wrote into aro.toml when the address was later changed (ARO_SANDBOX__LISTEN) —
+    // point at the bound one. A provider pointing anywhere else (a real account) is left alone.
     if let Some(listener) = &bound.sandbox {
         let configured = http_url(config.sandbox.listen)?;
+        let generated = http_url(aro_config::SandboxConfig::default_listen())?;
         let actual = http_url(listener.local_addr()?)?;
         config.sandbox.listen = listener.local_addr()?;
         let p = &mut config.providers;
@@ -236,7 +239,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         .into_iter()
         .flatten()
         {
-            if *base == configured {
+            if *base == configured || *base == generated {
                 *base = actual.clone();
             }
         }

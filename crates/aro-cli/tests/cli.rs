@@ -11,16 +11,10 @@ fn aro() -> Command {
     for key in ["CORE", "EXECUTOR", "BFF", "UI"] {
         cmd.env(format!("ARO_SERVICES__{key}__LISTEN"), "127.0.0.1:0");
     }
+    // The generated aro.toml points the providers at the sandbox's default 127.0.0.1:7400;
+    // `aro up` must make them follow the sandbox to the free port it actually binds (the
+    // booking → reminder → reply test below fails if it does not).
     cmd.env("ARO_SANDBOX__LISTEN", "127.0.0.1:0");
-    // The providers follow the sandbox to its free port: `aro up` points a provider whose base
-    // URL is the sandbox's configured address at the address actually bound. (The generated
-    // file's providers say 127.0.0.1:7400 and would not follow the listen override alone.)
-    for provider in ["TWILIO", "STRIPE", "CALENDLY"] {
-        cmd.env(
-            format!("ARO_PROVIDERS__{provider}__BASE_URL"),
-            "http://127.0.0.1:0/",
-        );
-    }
     cmd.env("ARO_LOG__LEVEL", "warn");
     cmd
 }

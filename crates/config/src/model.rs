@@ -197,6 +197,14 @@ pub struct SandboxConfig {
     pub listen: SocketAddr,
 }
 
+impl SandboxConfig {
+    /// Where the sandbox listens unless told otherwise (DESIGN.md: 127.0.0.1:7400); `aro up`
+    /// writes the providers' base URLs pointing here on first start.
+    pub fn default_listen() -> SocketAddr {
+        defaults::sandbox_listen()
+    }
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
