@@ -360,7 +360,7 @@ async fn send_reminder(
             purpose: &template,
             link: None,
             direct_answer: false,
-            confirms_opt_out: false,
+            without_consent: false,
             // A reminder that cannot leave before the visit starts must never leave.
             not_after: Some(a.starts_at),
         },

@@ -102,7 +102,7 @@ pub async fn request_review(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineRes
             purpose: "review_request",
             link: Some(link),
             direct_answer: false,
-            confirms_opt_out: false,
+            without_consent: false,
             not_after: None,
         },
     )
@@ -157,7 +157,7 @@ pub async fn offer_rebooking(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineRe
             purpose: "rebook_offer",
             link,
             direct_answer: false,
-            confirms_opt_out: false,
+            without_consent: false,
             not_after: None,
         },
     )
@@ -181,7 +181,7 @@ pub async fn after_no_show(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> EngineResu
             purpose: "no_show_recovery",
             link,
             direct_answer: false,
-            confirms_opt_out: false,
+            without_consent: false,
             not_after: None,
         },
     )
@@ -359,7 +359,7 @@ pub async fn send_deposit_request(ctx: &mut Ctx<'_, '_>, a: &Appointment) -> Eng
             purpose: "deposit_request",
             link: link.url.clone(),
             direct_answer: false,
-            confirms_opt_out: false,
+            without_consent: false,
             not_after: Some(a.starts_at),
         },
     )
@@ -454,7 +454,7 @@ pub async fn deposit_nudge(
                 purpose: "deposit_nudge",
                 link: link.url.clone(),
                 direct_answer: false,
-                confirms_opt_out: false,
+                without_consent: false,
                 not_after: Some(a.starts_at),
             },
         )

@@ -75,8 +75,10 @@ pub struct PatientText<'a> {
     pub link: Option<String>,
     /// An answer to the patient's own text: exempt from the message cap.
     pub direct_answer: bool,
-    /// Sent even without consent: only the confirmation that an opt-out took effect.
-    pub confirms_opt_out: bool,
+    /// Sent even without consent, and outside the cap: only the confirmation that an opt-out
+    /// took effect, and the answer to HELP (carriers require HELP to be answered, opted out
+    /// or not; a number the provider itself blocked refuses the send there).
+    pub without_consent: bool,
     pub not_after: Option<DateTime<Utc>>,
 }
 
@@ -175,10 +177,10 @@ pub async fn send_to_patient(ctx: &mut Ctx<'_, '_>, text: PatientText<'_>) -> En
     let Some(phone) = text.customer.phone.clone().filter(Phone::is_text_capable) else {
         return Ok(Sent::Refused(Refusal::NoTextCapableNumber));
     };
-    if !text.confirms_opt_out && !has_consent(ctx, &phone).await? {
+    if !text.without_consent && !has_consent(ctx, &phone).await? {
         return Ok(Sent::Refused(Refusal::NoConsent));
     }
-    if !text.direct_answer && !text.confirms_opt_out {
+    if !text.direct_answer && !text.without_consent {
         // One sender at a time per number: two replicas (or timers) must not both count the
         // same last slot under the cap. Keyed by the blind index, never the number itself.
         let tenant = ctx.tenant_id().to_owned();

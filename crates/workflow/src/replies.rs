@@ -193,7 +193,7 @@ pub async fn handle_inbound(ctx: &mut Ctx<'_, '_>, inbound: Inbound) -> EngineRe
                 // it, names neither, and a patient asking for help must learn who is texting
                 // and how to reach them (ADR 0010). HELP blocks nothing, so a second answer
                 // costs one text, not the patient's reach.
-                answer(ctx, &m, "help", None).await?;
+                answer_help(ctx, &m).await?;
                 return Ok(json!({"messageId": message_id, "intent": "help"}));
             }
         }
@@ -365,10 +365,25 @@ async fn answer(
     template: &str,
     link: Option<String>,
 ) -> EngineResult<Sent> {
+    send_answer(ctx, m, template, link, false).await
+}
+
+/// The answer to HELP: the clinic's name and phone, also to a number that opted out.
+async fn answer_help(ctx: &mut Ctx<'_, '_>, m: &Matched) -> EngineResult<Sent> {
+    send_answer(ctx, m, "help", None, true).await
+}
+
+async fn send_answer(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Matched,
+    template: &str,
+    link: Option<String>,
+    without_consent: bool,
+) -> EngineResult<Sent> {
     let Some(customer) = &m.customer else {
         return Ok(Sent::Refused(crate::outbound::Refusal::NoTextCapableNumber));
     };
-    crate::outbound::send_to_patient(
+    let sent = crate::outbound::send_to_patient(
         ctx,
         PatientText {
             customer,
@@ -377,11 +392,15 @@ async fn answer(
             purpose: &format!("{template}_answer"),
             link,
             direct_answer: true,
-            confirms_opt_out: false,
+            without_consent,
             not_after: None,
         },
     )
-    .await
+    .await?;
+    if let Sent::Refused(reason) = &sent {
+        tracing::info!(tenant = %ctx.tenant.id, customer = %customer.id, template, reason = ?reason, "answer not sent");
+    }
+    Ok(sent)
 }
 
 /// Consent sources under which the provider itself blocks the number (so its own START lifts
@@ -440,7 +459,7 @@ async fn opt_out(
                 purpose: "opt_out_confirmation",
                 link: None,
                 direct_answer: true,
-                confirms_opt_out: true,
+                without_consent: true,
                 not_after: None,
             },
         )
@@ -496,7 +515,7 @@ async fn apply_intent(
         Intent::OptOut => return opt_out(ctx, from, m, false, false).await,
         Intent::OptIn => return opt_in(ctx, from, m, false).await,
         Intent::Help => {
-            answer(ctx, m, "help", None).await?;
+            answer_help(ctx, m).await?;
             return Ok(());
         }
         Intent::Question | Intent::Unknown => {

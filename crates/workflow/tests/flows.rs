@@ -620,5 +620,17 @@ on_both!(
             bodies(&deliver_all(&h).await),
             vec!["Demo Clinic: call +15005550100. STOP to opt out.".to_owned()]
         );
+        // Opted out in words (ARO confirms that one), then HELP: carriers require HELP to be
+        // answered, opted out or not.
+        reply(&h, ADA, "please stop texting me").await;
+        assert_eq!(deliver_all(&h).await.len(), 1, "one opt-out confirmation");
+        reply(&h, ADA, "HELP").await;
+        assert_eq!(
+            bodies(&deliver_all(&h).await),
+            vec!["Demo Clinic: call +15005550100. STOP to opt out.".to_owned()]
+        );
+        // Anything else still goes nowhere.
+        reply(&h, ADA, "C").await;
+        assert!(deliver_all(&h).await.is_empty(), "no consent, no answer");
     }
 );
