@@ -77,8 +77,12 @@ pub struct ExecutionRow {
     pub subject_id: Option<String>,
     pub payload_ct: Vec<u8>,
     pub status: String,
+    /// Every claim counts here, including claims the executor turned away unattempted.
     pub attempt: i64,
     pub max_attempts: i64,
+    /// Claims the executor turned away without calling the provider (its own breaker or rate
+    /// limit): not attempts, so attempts used are `attempt - deferrals`; capped on their own.
+    pub deferrals: i64,
     pub available_at: DateTime<Utc>,
     pub not_after: Option<DateTime<Utc>>,
     pub lease_owner: Option<String>,
@@ -609,13 +613,13 @@ macro_rules! impl_engine_rows {
                 $crate::__private::sqlx::query::<$db>(
                     "insert into executions (id, tenant_id, correlation_id, command_type, subject_id, payload_ct, status,
                          attempt, max_attempts, available_at, not_after, lease_owner, lease_until, workflow_id, aggregate_id,
-                         last_error_code, last_error_message, provider_ref, output, created_at, updated_at, lease_id)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)")
+                         last_error_code, last_error_message, provider_ref, output, created_at, updated_at, lease_id, deferrals)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)")
                     .bind(&r.id).bind(&r.tenant_id).bind(&r.correlation_id).bind(&r.command_type).bind(&r.subject_id)
                     .bind(&r.payload_ct).bind(&r.status).bind(r.attempt).bind(r.max_attempts).bind(r.available_at)
                     .bind(r.not_after).bind(&r.lease_owner).bind(r.lease_until).bind(&r.workflow_id).bind(&r.aggregate_id)
                     .bind(&r.last_error_code).bind(&r.last_error_message).bind(&r.provider_ref).bind(&r.output)
-                    .bind(r.created_at).bind(r.updated_at).bind(&r.lease_id)
+                    .bind(r.created_at).bind(r.updated_at).bind(&r.lease_id).bind(r.deferrals)
                     .execute(&mut *self.conn).await?;
                 Ok(())
             }
@@ -624,11 +628,11 @@ macro_rules! impl_engine_rows {
                 let done = $crate::__private::sqlx::query::<$db>(
                     "update executions set status = $2, attempt = $3, available_at = $4, lease_owner = $5, lease_until = $6,
                          last_error_code = $7, last_error_message = $8, provider_ref = $9, output = $10, updated_at = $11,
-                         payload_ct = $12, not_after = $13, lease_id = $14
+                         payload_ct = $12, not_after = $13, lease_id = $14, deferrals = $15
                      where id = $1")
                     .bind(&r.id).bind(&r.status).bind(r.attempt).bind(r.available_at).bind(&r.lease_owner).bind(r.lease_until)
                     .bind(&r.last_error_code).bind(&r.last_error_message).bind(&r.provider_ref).bind(&r.output)
-                    .bind(r.updated_at).bind(&r.payload_ct).bind(r.not_after).bind(&r.lease_id)
+                    .bind(r.updated_at).bind(&r.payload_ct).bind(r.not_after).bind(&r.lease_id).bind(r.deferrals)
                     .execute(&mut *self.conn).await?;
                 Ok(done.rows_affected() == 1)
             }

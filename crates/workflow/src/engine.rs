@@ -557,7 +557,8 @@ impl Engine {
                         // A lease that lapsed on the last attempt: the executor took it every
                         // time and never answered (e.g. it crashes on this message). Offering
                         // it again would loop forever; it goes to the dead-letter queue.
-                        let exhausted = row.attempt >= row.max_attempts;
+                        // Claims the executor turned away unattempted do not count.
+                        let exhausted = crate::executions::attempts_used(&row) >= row.max_attempts;
                         if expired || exhausted {
                             let mut ctx = Ctx::new(
                                 tx,

@@ -80,6 +80,7 @@ pub async fn enqueue(ctx: &mut Ctx<'_, '_>, e: NewExecution<'_>) -> EngineResult
         status: "ready".into(),
         attempt: 0,
         max_attempts: e.max_attempts.max(1),
+        deferrals: 0,
         // Availability and leases are real time (liveness), notAfter is business time.
         available_at: ctx.real_now,
         not_after: e.not_after.map(aro_store::micros),
@@ -156,6 +157,55 @@ pub struct ResultError {
     pub message: String,
 }
 
+/// Result codes saying the executor turned the execution away itself, before calling the
+/// provider: its own circuit breaker for the destination was open (or half-open with the probe
+/// slot taken), or its own rate limit had no room in time. Such a claim is not an attempt
+/// (docs/executor.md, "Not attempted"): it is re-offered after `retryAfterSeconds` without
+/// using up one of the execution's attempts.
+pub const NOT_ATTEMPTED_CODES: [&str; 2] = ["PROVIDER_CIRCUIT_OPEN", "PROVIDER_THROTTLED_LOCALLY"];
+
+/// How many unattempted claims one execution may have before it is dead-lettered, so a
+/// breaker that never closes cannot keep an execution (one without `notAfter`) forever. With
+/// the executor's breakers (open 30 s doubling to 5 min, a busy probe turns others away for
+/// 1 s) this is hours of outage, far past any one provider incident worth waiting out.
+pub const MAX_DEFERRALS: i64 = 500;
+
+/// The wait before re-offering an unattempted execution whose result named none.
+pub const DEFERRAL_DEFAULT_WAIT: Duration = Duration::seconds(5);
+
+/// The most an unattempted execution waits (a `retryAfterSeconds` beyond it is clamped).
+pub const DEFERRAL_MAX_WAIT: Duration = Duration::minutes(10);
+
+/// The dead-letter code for an execution turned away unattempted [`MAX_DEFERRALS`] times.
+pub const NOT_ATTEMPTED_TOO_OFTEN: &str = "NOT_ATTEMPTED_TOO_OFTEN";
+
+/// Whether a failed result's code says the call never left the executor.
+pub fn is_not_attempted(code: &str) -> bool {
+    NOT_ATTEMPTED_CODES.contains(&code)
+}
+
+/// Attempts an execution has used: claims, less those the executor turned away unattempted.
+pub fn attempts_used(row: &ExecutionRow) -> i64 {
+    (row.attempt - row.deferrals).max(0)
+}
+
+/// The wait before re-offering an unattempted execution: what the executor asked for (its
+/// breaker's remaining cool-down), plus up to a fifth more so a crowd of deferred executions
+/// does not come back in the same instant and meet a busy probe again.
+pub fn deferral_delay(retry_after_seconds: Option<u64>, rng: &mut impl Rng) -> Duration {
+    let wait = retry_after_seconds
+        .map_or(DEFERRAL_DEFAULT_WAIT, |s| {
+            Duration::seconds(
+                i64::try_from(s)
+                    .unwrap_or(i64::MAX)
+                    .min(DEFERRAL_MAX_WAIT.num_seconds()),
+            )
+        })
+        .min(DEFERRAL_MAX_WAIT);
+    let spread = wait.num_milliseconds() / 5;
+    wait + Duration::milliseconds(rng.random_range(0..=spread.max(0)))
+}
+
 /// Full jitter: a uniformly random delay in [0, min(cap, base · 2^(attempt−1))].
 pub fn retry_delay(attempt: i64, rng: &mut impl Rng) -> Duration {
     let exp = attempt.clamp(1, 30) - 1;
@@ -224,7 +274,7 @@ pub async fn dead_letter(
             command_type: row.command_type.clone(),
             error_code: Some(code.to_owned()),
             error_message: Some(message.to_owned()),
-            attempts: row.attempt,
+            attempts: attempts_used(&row),
             status: "open".into(),
             created_at: ctx.real_now,
             updated_at: ctx.real_now,
@@ -235,7 +285,7 @@ pub async fn dead_letter(
         EventType::ExecutionDeadLettered,
         aggregate_of(&row),
         json!({"deadLetterId": id, "executionId": row.id, "commandType": row.command_type,
-               "attempts": row.attempt, "error": {"code": code, "message": message}}),
+               "attempts": attempts_used(&row), "error": {"code": code, "message": message}}),
         None,
     );
     crate::results::on_dead_lettered(ctx, &row, code).await?;
@@ -256,7 +306,8 @@ pub async fn exhausted_at_claim(ctx: &mut Ctx<'_, '_>, row: ExecutionRow) -> Eng
             LEASE_EXPIRED.to_owned(),
             format!(
                 "no result came back before the lease lapsed, {} of {} attempts",
-                row.attempt, row.max_attempts
+                attempts_used(&row),
+                row.max_attempts
             ),
         )
     } else {
@@ -320,8 +371,11 @@ pub async fn record_result(
                 code: "UNKNOWN".into(),
                 message: String::new(),
             });
-            if result.retryable && row.attempt < row.max_attempts {
-                let mut delay = retry_delay(row.attempt, &mut rand::rng());
+            if result.retryable && is_not_attempted(&error.code) {
+                return defer(ctx, row, &error, result.retry_after_seconds).await;
+            }
+            if result.retryable && attempts_used(&row) < row.max_attempts {
+                let mut delay = retry_delay(attempts_used(&row), &mut rand::rng());
                 if let Some(after) = result.retry_after_seconds {
                     delay = delay.max(Duration::seconds(after.min(3600) as i64));
                 }
@@ -335,6 +389,7 @@ pub async fn record_result(
                 ctx.tx.raw().update_execution(&row).await?;
             } else if result.retryable {
                 dead_letter(ctx, row.clone(), &error.code, "retries exhausted").await?;
+                row.status = "dead".into();
             } else {
                 row.status = "failed".into();
                 row.lease_owner = None;
@@ -348,6 +403,42 @@ pub async fn record_result(
         }
     }
     Ok(json!({"executionId": row.id, "status": row.status}))
+}
+
+/// Settles a claim the executor turned away without calling the provider: the attempt the
+/// claim took is given back (counted as a deferral) and the execution is offered again after
+/// the executor's wait; past its `notAfter` it expires instead, and after [`MAX_DEFERRALS`]
+/// it is dead-lettered.
+async fn defer(
+    ctx: &mut Ctx<'_, '_>,
+    mut row: ExecutionRow,
+    error: &ResultError,
+    retry_after_seconds: Option<u64>,
+) -> EngineResult<Value> {
+    if row.not_after.is_some_and(|na| na < ctx.now) {
+        let id = row.id.clone();
+        expire(ctx, row).await?;
+        return Ok(json!({"executionId": id, "status": "expired"}));
+    }
+    row.deferrals += 1;
+    if row.deferrals >= MAX_DEFERRALS {
+        let message = format!(
+            "turned away {} times by the executor without reaching the provider",
+            row.deferrals
+        );
+        let id = row.id.clone();
+        dead_letter(ctx, row, NOT_ATTEMPTED_TOO_OFTEN, &message).await?;
+        return Ok(json!({"executionId": id, "status": "dead"}));
+    }
+    row.status = "ready".into();
+    row.available_at = ctx.real_now + deferral_delay(retry_after_seconds, &mut rand::rng());
+    row.lease_owner = None;
+    row.lease_until = None;
+    row.last_error_code = Some(error.code.clone());
+    row.last_error_message = Some(error.message.clone());
+    row.updated_at = ctx.real_now;
+    ctx.tx.raw().update_execution(&row).await?;
+    Ok(json!({"executionId": row.id, "status": row.status, "attempted": false}))
 }
 
 #[cfg(test)]
@@ -368,5 +459,21 @@ mod tests {
             }
             assert!(max > ceiling / 2, "jitter spans the window");
         }
+    }
+
+    #[test]
+    fn unattempted_executions_wait_what_the_executor_asked_and_a_little_more() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..200 {
+            let d = deferral_delay(Some(10), &mut rng);
+            assert!(
+                d >= Duration::seconds(10) && d <= Duration::seconds(12),
+                "{d}"
+            );
+        }
+        let d = deferral_delay(None, &mut rng);
+        assert!(d >= DEFERRAL_DEFAULT_WAIT);
+        let d = deferral_delay(Some(u64::MAX), &mut rng);
+        assert!(d <= DEFERRAL_MAX_WAIT + DEFERRAL_MAX_WAIT / 5, "{d}");
     }
 }

@@ -359,6 +359,7 @@ pub async fn retry_dead_letter(
         .ok_or(EngineError::NotFound("execution"))?;
     execution.status = "ready".into();
     execution.attempt = 0;
+    execution.deferrals = 0;
     execution.available_at = ctx.real_now;
     execution.lease_owner = None;
     execution.lease_until = None;
