@@ -164,40 +164,10 @@ both_engines!(
         drill.book_many("default", &numbers, 50).await;
 
         // Twilio goes down for two seconds of real time once the batch is under way.
-        let outage =
-            {
-                let http = drill.http.clone();
-                let sandbox = drill.sandbox.url.clone();
-                tokio::spawn(async move {
-                    let started = tokio::time::Instant::now();
-                    loop {
-                        let body: Value = http
-                            .get(sandbox.join("sandbox/messages").expect("url"))
-                            .send()
-                            .await
-                            .expect("messages")
-                            .json()
-                            .await
-                            .expect("json");
-                        let seen = body["messages"].as_array().map_or(0, Vec::len);
-                        if seen >= 30 {
-                            let resp = http
-                        .post(sandbox.join("sandbox/faults").expect("url"))
-                        .json(&json!({"provider": "twilio", "mode": "http_503", "forSeconds": 2}))
-                        .send()
-                        .await
-                        .expect("fault");
-                            assert!(resp.status().is_success());
-                            return seen;
-                        }
-                        assert!(
-                            started.elapsed() < Duration::from_secs(60),
-                            "the batch never started"
-                        );
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                })
-            };
+        let outage = twilio_outage_once_under_way(
+            &drill,
+            json!({"provider": "twilio", "mode": "http_503", "forSeconds": 2}),
+        );
         drill.advance("3h").await;
         let seen_at_outage = outage.await.expect("outage task");
         assert!(
@@ -253,40 +223,10 @@ both_engines!(
         // Twilio answers the next OUTAGE_REQUESTS requests with 503, however long that takes,
         // once the batch is under way: the outage ends by count, not by the clock.
         const OUTAGE_REQUESTS: u64 = 30;
-        let outage = {
-            let http = drill.http.clone();
-            let sandbox = drill.sandbox.url.clone();
-            tokio::spawn(async move {
-                let started = tokio::time::Instant::now();
-                loop {
-                    let body: Value = http
-                        .get(sandbox.join("sandbox/messages").expect("url"))
-                        .send()
-                        .await
-                        .expect("messages")
-                        .json()
-                        .await
-                        .expect("json");
-                    let seen = body["messages"].as_array().map_or(0, Vec::len);
-                    if seen >= 30 {
-                        let resp = http
-                            .post(sandbox.join("sandbox/faults").expect("url"))
-                            .json(&json!({"provider": "twilio", "mode": "http_503",
-                                          "forRequests": OUTAGE_REQUESTS}))
-                            .send()
-                            .await
-                            .expect("fault");
-                        assert!(resp.status().is_success());
-                        return seen;
-                    }
-                    assert!(
-                        started.elapsed() < Duration::from_secs(60),
-                        "the batch never started"
-                    );
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-        };
+        let outage = twilio_outage_once_under_way(
+            &drill,
+            json!({"provider": "twilio", "mode": "http_503", "forRequests": OUTAGE_REQUESTS}),
+        );
         drill.advance("3h").await;
         let seen_at_outage = outage.await.expect("outage task");
         assert!(
@@ -858,4 +798,40 @@ fn aro_integrations_client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// Injects `fault` at the sandbox once 30 texts of the batch have gone out (mid-batch);
+/// answers how many had gone out by then.
+fn twilio_outage_once_under_way(drill: &Drill, fault: Value) -> tokio::task::JoinHandle<usize> {
+    let http = drill.http.clone();
+    let sandbox = drill.sandbox.url.clone();
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        loop {
+            let body: Value = http
+                .get(sandbox.join("sandbox/messages").expect("url"))
+                .send()
+                .await
+                .expect("messages")
+                .json()
+                .await
+                .expect("json");
+            let seen = body["messages"].as_array().map_or(0, Vec::len);
+            if seen >= 30 {
+                let resp = http
+                    .post(sandbox.join("sandbox/faults").expect("url"))
+                    .json(&fault)
+                    .send()
+                    .await
+                    .expect("fault");
+                assert!(resp.status().is_success());
+                return seen;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the batch never started"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
 }

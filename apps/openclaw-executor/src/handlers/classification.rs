@@ -4,7 +4,8 @@
 //!
 //! A tenant whose classification runs in core-engine never has its replies sent to a model
 //! from here (never both, DESIGN.md "Tenants"); without `[classifier.llm]` the execution fails
-//! at once as `LLM_NOT_CONFIGURED`, so core escalates instead of waiting.
+//! at once as `LLM_NOT_CONFIGURED`, so core escalates instead of waiting; so does a model that
+//! fails or times out (after the resilience layer's retries) or whose breaker is open.
 
 use aro_integrations::Provider;
 use serde::Deserialize;
@@ -48,7 +49,13 @@ pub(super) async fn classify(
         .classify_reply(&p.text, p.language_hint.as_deref())
         .await;
     providers.observe(Provider::Llm, &result);
-    let classification = result.map_err(|error| ExecutionFailure::from_provider(&error))?;
+    // A patient's reply does not wait for a model: once the call (with the resilience layer's
+    // own retries) has failed, or the model's breaker is open, the reply goes to staff now
+    // ("unavailable → escalation"), instead of being offered again for minutes.
+    let classification = result.map_err(|error| {
+        let failure = ExecutionFailure::from_provider(&error);
+        ExecutionFailure::permanent(failure.code, failure.message)
+    })?;
     tracing::info!(
         execution = %execution.execution_id,
         message_id = p.message_id.as_deref().unwrap_or(""),
