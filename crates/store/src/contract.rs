@@ -2,8 +2,8 @@
 //! tests). Each check takes a freshly migrated, empty store.
 
 use crate::{
-    AggregateRef, EventMetadata, EventPii, EventQuery, Message, NewEvent, NewMessage, Store,
-    StoreError,
+    AggregateRef, EventMetadata, EventPii, EventQuery, Message, NewEvent, NewExecutionRecord,
+    NewMessage, Store, StoreError,
 };
 use aro_domain::EventType;
 use aro_domain::appointment::{Appointment, AppointmentStatus};
@@ -32,6 +32,7 @@ macro_rules! contract_tests {
             concurrent_writers_never_hide_events_from_a_paging_reader,
             event_personal_data_is_sealed_and_erasable,
             messages_are_sealed_bound_and_erasable,
+            execution_payloads_are_sealed_and_bound,
             failed_jobs_leave_no_trace,
             abandoned_reads_leave_no_trace,
             migrations_go_down_and_up_again,
@@ -879,6 +880,100 @@ pub async fn messages_are_sealed_bound_and_erasable(store: &Store) {
     assert!(!staff_back.pii_erased);
     assert_eq!(staff_back.body.as_deref(), Some("2 items wait"));
     assert_eq!(staff_back.counterpart, Some(clinic));
+}
+
+/// Execution payloads are sealed by the store: queued and claimed in the clear through `Tx`,
+/// held as ciphertext bound to their row, unreadable once their patient is erased.
+pub async fn execution_payloads_are_sealed_and_bound(store: &Store) {
+    const BODY: &str = "Reminder: Ada, your visit is Tue 9:00 AM at Demo Clinic";
+    seed_tenant(store, "clinic-a").await;
+    let ada = seed_customer(store, "clinic-a", "Ada Lovelace", "+14155552671").await;
+    let payload = json!({"to": "+14155552671", "body": BODY, "messageId": "msg_1"});
+    let digest = json!({"to": "+14155550100", "body": "2 items wait"});
+    let (ada_id, p, d) = (ada.to_string(), payload.clone(), digest.clone());
+    let (sent, staff) = store
+        .write(move |tx| {
+            Box::pin(async move {
+                let queue = |id, subject_id, payload| NewExecutionRecord {
+                    id,
+                    tenant_id: "clinic-a",
+                    correlation_id: "cor_1",
+                    command_type: "messaging.send_sms",
+                    subject_id,
+                    payload,
+                    max_attempts: 5,
+                    not_after: Some(now() + Duration::hours(1)),
+                    workflow_id: Some("wf_1"),
+                    aggregate_id: Some("apt_1"),
+                    at: now(),
+                    now: now(),
+                };
+                let sent = queue("exe_sent", Some(ada_id.as_str()), &p);
+                let sent = tx.insert_execution(&sent).await?;
+                // The clinic's own text has no patient: sealed under the tenant's key.
+                let staff = queue("exe_staff", None, &d);
+                let staff = tx.insert_execution(&staff).await?;
+                Ok::<_, StoreError>((sent, staff))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(sent.status, "ready");
+    assert_eq!(sent.subject_id.as_deref(), Some(ada.as_str()));
+    assert_eq!(staff.subject_id.as_deref(), Some(crate::TENANT_SUBJECT));
+
+    // What was stored opens back to what was queued.
+    let read_payload = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .read(move |tx| {
+                    Box::pin(async move {
+                        let row = tx.raw().get_execution(id).await?.unwrap();
+                        let payload = tx.execution_payload(&row).await?;
+                        Ok::<_, StoreError>((row, payload))
+                    })
+                })
+                .await
+        }
+    };
+    let (row, opened) = read_payload("exe_sent").await.unwrap();
+    assert_eq!(
+        (&row.id, &row.payload_ct, &row.subject_id, row.not_after),
+        (&sent.id, &sent.payload_ct, &sent.subject_id, sent.not_after)
+    );
+    assert_eq!(opened, Some(payload.clone()));
+    assert_eq!(read_payload("exe_staff").await.unwrap().1, Some(digest));
+
+    // The row holds only ciphertext.
+    for needle in [BODY, "Ada", "+14155552671", "4155552671", "msg_1"] {
+        assert!(
+            !row.payload_ct
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes()),
+            "the payload holds {needle:?} in the clear"
+        );
+    }
+
+    // A payload moved to another execution's row (same tenant, same patient) does not open.
+    let mut moved = row.clone();
+    moved.id = "exe_moved".into();
+    let m = moved.clone();
+    store
+        .write(move |tx| Box::pin(async move { tx.raw().insert_execution(&m).await }))
+        .await
+        .unwrap();
+    let err = read_payload("exe_moved").await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+
+    // Erasing the patient leaves nothing to do for them; the clinic's own payloads stay.
+    let id = ada.to_string();
+    store
+        .write(move |tx| Box::pin(async move { tx.erase_subject("clinic-a", &id).await }))
+        .await
+        .unwrap();
+    assert_eq!(read_payload("exe_sent").await.unwrap().1, None);
+    assert!(read_payload("exe_staff").await.unwrap().1.is_some());
 }
 
 /// A read whose caller goes away mid-flight (a client hangs up, a stream is dropped) hands its

@@ -106,6 +106,29 @@ pub struct NewMessage<'a> {
     pub at: DateTime<Utc>,
 }
 
+/// An execution to queue (`Tx::insert_execution`). The payload is sealed by the store under
+/// the data key of `subject_id` (a patient), or of [`TENANT_SUBJECT`] when it has none, bound to
+/// `("executions", "payload", id)`; it reads back opened through `Tx::execution_payload`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewExecutionRecord<'a> {
+    pub id: &'a str,
+    pub tenant_id: &'a str,
+    pub correlation_id: &'a str,
+    pub command_type: &'a str,
+    /// Whose data key seals the payload: a patient, or the clinic when `None`.
+    pub subject_id: Option<&'a str>,
+    pub payload: &'a Value,
+    pub max_attempts: i64,
+    /// Business time past which it is expired instead of handed out.
+    pub not_after: Option<DateTime<Utc>>,
+    pub workflow_id: Option<&'a str>,
+    pub aggregate_id: Option<&'a str>,
+    /// Real time: when it is written and first offered (availability and leases are liveness).
+    pub at: DateTime<Utc>,
+    /// Business time: stamps the subject's data key if this creates it.
+    pub now: DateTime<Utc>,
+}
+
 /// A text as callers see it: the number and body opened. When the data key they were sealed
 /// under has been shredded (the patient was erased), both read as `None` and `pii_erased` says
 /// why; the rest of the message (what was sent when, and how it fared) stays.

@@ -2,7 +2,7 @@
 //! the way down and opened on the way up.
 
 use crate::backend::BackendTx;
-use crate::engine_rows::MessageRow;
+use crate::engine_rows::{ExecutionRow, MessageRow};
 use crate::error::StoreError;
 use crate::micros;
 use crate::records::*;
@@ -94,6 +94,10 @@ fn message_place<'a>(tenant_id: &'a str, column: &'a str, message_id: &'a str) -
     }
 }
 
+/// Where an execution's payload is sealed: the table and column its ciphertext is bound to.
+const EXECUTIONS: &str = "executions";
+const PAYLOAD: &str = "payload";
+
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
 }
@@ -122,10 +126,10 @@ impl<'t> Tx<'t> {
     }
 
     /// Seals `plaintext` under `subject`'s data key (created when missing), bound to its place.
-    /// For sealed columns the store has no typed method for yet (execution payloads); patients,
-    /// messages and events are sealed by their own methods, so callers never name a binding.
+    /// The store's own helper: callers write through typed methods (patients, messages, events,
+    /// execution payloads, credentials) and never name a binding.
     #[allow(clippy::too_many_arguments)]
-    pub async fn seal(
+    pub(crate) async fn seal(
         &mut self,
         tenant_id: &str,
         subject_id: &str,
@@ -152,7 +156,7 @@ impl<'t> Tx<'t> {
     }
 
     /// Opens a ciphertext sealed by [`Tx::seal`]; `None` when the subject has been erased.
-    pub async fn open(
+    pub(crate) async fn open(
         &mut self,
         tenant_id: &str,
         subject_id: &str,
@@ -742,6 +746,85 @@ impl<'t> Tx<'t> {
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
+    }
+
+    // ----- executions -----
+
+    /// Queues an execution, its payload sealed under the data key of its subject (or of
+    /// [`TENANT_SUBJECT`]) bound to `("executions", "payload", id)`. Returns the row as stored
+    /// (`ready`, no attempt yet).
+    pub async fn insert_execution(
+        &mut self,
+        e: &NewExecutionRecord<'_>,
+    ) -> Result<ExecutionRow, StoreError> {
+        let subject = e.subject_id.unwrap_or(TENANT_SUBJECT);
+        let text = serde_json::to_string(e.payload)?;
+        let payload_ct = self
+            .seal(
+                e.tenant_id,
+                subject,
+                EXECUTIONS,
+                PAYLOAD,
+                e.id,
+                &text,
+                e.now,
+            )
+            .await?;
+        let at = micros(e.at);
+        let row = ExecutionRow {
+            id: e.id.to_owned(),
+            tenant_id: e.tenant_id.to_owned(),
+            correlation_id: e.correlation_id.to_owned(),
+            command_type: e.command_type.to_owned(),
+            subject_id: Some(subject.to_owned()),
+            payload_ct,
+            status: "ready".into(),
+            attempt: 0,
+            max_attempts: e.max_attempts,
+            deferrals: 0,
+            available_at: at,
+            not_after: e.not_after.map(micros),
+            lease_owner: None,
+            lease_until: None,
+            lease_id: None,
+            workflow_id: e.workflow_id.map(str::to_owned),
+            aggregate_id: e.aggregate_id.map(str::to_owned),
+            last_error_code: None,
+            last_error_message: None,
+            provider_ref: None,
+            output: None,
+            created_at: at,
+            updated_at: at,
+        };
+        self.raw.insert_execution(&row).await?;
+        Ok(row)
+    }
+
+    /// An execution's payload, opened; `None` when its subject has been erased (the patient is
+    /// gone, so is what was to be done for them). A ciphertext that does not open for this row
+    /// (moved from another, tampered with) is [`StoreError::Corrupt`].
+    pub async fn execution_payload(
+        &mut self,
+        row: &ExecutionRow,
+    ) -> Result<Option<Value>, StoreError> {
+        let subject = row.subject_id.as_deref().unwrap_or(TENANT_SUBJECT);
+        let Some(text) = self
+            .open(
+                &row.tenant_id,
+                subject,
+                EXECUTIONS,
+                PAYLOAD,
+                &row.id,
+                &row.payload_ct,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        // The parser's message could quote the payload: say only that it did not read.
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|_| corrupt("executions.payload_ct", "not a JSON document"))
     }
 
     // ----- events -----

@@ -578,20 +578,7 @@ impl Engine {
                             ctx.finish().await?;
                             continue;
                         }
-                        let payload = {
-                            let subject = row.subject_id.clone().unwrap_or_else(|| "tenant".into());
-                            tx.open(
-                                &row.tenant_id,
-                                &subject,
-                                "executions",
-                                "payload",
-                                &row.id,
-                                &row.payload_ct,
-                            )
-                            .await?
-                            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                        };
-                        let Some(payload) = payload else {
+                        let Some(payload) = tx.execution_payload(&row).await? else {
                             // The patient was erased while this waited: nothing left to do.
                             row.status = "cancelled".into();
                             row.updated_at = real_now;

@@ -11,8 +11,8 @@
 use crate::ctx::Ctx;
 use crate::error::{EngineError, EngineResult};
 use aro_domain::EventType;
-use aro_store::AggregateRef;
 use aro_store::engine_rows::{DeadLetterRow, ExecutionRow};
+use aro_store::{AggregateRef, NewExecutionRecord};
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -32,8 +32,6 @@ pub struct NewExecution<'a> {
     pub aggregate_id: Option<&'a str>,
     pub max_attempts: i64,
 }
-
-const TENANT_SUBJECT: &str = "tenant";
 
 /// The prefix of lease ids (`lse_…`).
 pub const LEASE_PREFIX: &str = "lse";
@@ -56,47 +54,24 @@ pub fn lease_lost(message: &str) -> EngineError {
 
 pub async fn enqueue(ctx: &mut Ctx<'_, '_>, e: NewExecution<'_>) -> EngineResult<()> {
     let tenant = ctx.tenant_id().to_owned();
-    let subject = e.subject_id.unwrap_or(TENANT_SUBJECT).to_owned();
-    let text = serde_json::to_string(&e.payload).map_err(aro_store::StoreError::from)?;
-    let payload_ct = ctx
-        .tx
-        .seal(
-            &tenant,
-            &subject,
-            "executions",
-            "payload",
-            &e.id,
-            &text,
-            ctx.now,
-        )
+    // The store seals the payload under the subject's data key (the clinic's when none).
+    ctx.tx
+        .insert_execution(&NewExecutionRecord {
+            id: &e.id,
+            tenant_id: &tenant,
+            correlation_id: &ctx.correlation_id,
+            command_type: e.command_type,
+            subject_id: e.subject_id,
+            payload: &e.payload,
+            max_attempts: e.max_attempts.max(1),
+            not_after: e.not_after,
+            workflow_id: ctx.workflow_id.as_deref(),
+            aggregate_id: e.aggregate_id,
+            // Availability and leases are real time (liveness), notAfter is business time.
+            at: ctx.real_now,
+            now: ctx.now,
+        })
         .await?;
-    let row = ExecutionRow {
-        id: e.id,
-        tenant_id: tenant,
-        correlation_id: ctx.correlation_id.clone(),
-        command_type: e.command_type.to_owned(),
-        subject_id: Some(subject),
-        payload_ct,
-        status: "ready".into(),
-        attempt: 0,
-        max_attempts: e.max_attempts.max(1),
-        deferrals: 0,
-        // Availability and leases are real time (liveness), notAfter is business time.
-        available_at: ctx.real_now,
-        not_after: e.not_after.map(aro_store::micros),
-        lease_owner: None,
-        lease_until: None,
-        lease_id: None,
-        workflow_id: ctx.workflow_id.clone(),
-        aggregate_id: e.aggregate_id.map(str::to_owned),
-        last_error_code: None,
-        last_error_message: None,
-        provider_ref: None,
-        output: None,
-        created_at: ctx.real_now,
-        updated_at: ctx.real_now,
-    };
-    ctx.tx.raw().insert_execution(&row).await?;
     Ok(())
 }
 

@@ -11,23 +11,9 @@ use aro_store::engine_rows::ExecutionRow;
 use aro_store::{AggregateRef, Message};
 use serde_json::{Value, json};
 
-/// The execution's payload, opened.
+/// The execution's payload, opened; `Null` once its patient was erased.
 pub async fn payload(ctx: &mut Ctx<'_, '_>, row: &ExecutionRow) -> EngineResult<Value> {
-    let subject = row.subject_id.clone().unwrap_or_else(|| "tenant".into());
-    let text = ctx
-        .tx
-        .open(
-            &row.tenant_id,
-            &subject,
-            "executions",
-            "payload",
-            &row.id,
-            &row.payload_ct,
-        )
-        .await?;
-    Ok(text
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null))
+    Ok(ctx.tx.execution_payload(row).await?.unwrap_or(Value::Null))
 }
 
 /// Provider codes meaning the recipient has opted out at the carrier (Twilio 21610).
