@@ -910,30 +910,44 @@ async fn escalated_for(c: &Clinic, visit: &Visit, reason: &str) -> bool {
         .any(|e| e["payload"]["reason"] == reason)
 }
 
+/// The four patients of the LLM tests: one the model reads confidently, one it answers
+/// malformed, one with low confidence, one too slowly (`llm_script`).
+const MALFORMED: &str = "+14155552681";
+const LOW: &str = "+14155552682";
+const SLOW: &str = "+14155552683";
+
+/// A clinic whose replies below the rules' threshold go to a fake model, run where `residency`
+/// says, with one reminded visit for each of the four patients (Ada first).
+async fn with_llm(
+    db: aro_tests::Db,
+    residency: ClassificationResidency,
+) -> Option<(FakeLlm, Clinic, Vec<Visit>)> {
+    let llm = FakeLlm::start(llm_script()).await;
+    let setup = Setup {
+        llm: Some(llm.base_url.clone()),
+        residency,
+    };
+    let c = Clinic::start_with(db, MONDAY_9AM, setup).await?;
+    let visits = reminded(
+        &c,
+        &[
+            ("Ada Lovelace", ADA),
+            ("Mal Formed", MALFORMED),
+            ("Lo Confidence", LOW),
+            ("Slow Model", SLOW),
+        ],
+    )
+    .await;
+    Some((llm, c, visits))
+}
+
 both_engines!(
     an_unclear_reply_goes_to_the_executor_s_llm_and_only_a_confident_reading_is_acted_on,
     |db| async move {
-        let llm = FakeLlm::start(llm_script()).await;
-        let setup = Setup {
-            llm: Some(llm.base_url.clone()),
-            residency: ClassificationResidency::OpenclawExecutor,
-        };
-        let Some(c) = Clinic::start_with(db, MONDAY_9AM, setup).await else {
+        let Some((llm, c, visits)) = with_llm(db, ClassificationResidency::OpenclawExecutor).await
+        else {
             return;
         };
-        const MALFORMED: &str = "+14155552681";
-        const LOW: &str = "+14155552682";
-        const SLOW: &str = "+14155552683";
-        let visits = reminded(
-            &c,
-            &[
-                ("Ada Lovelace", ADA),
-                ("Mal Formed", MALFORMED),
-                ("Lo Confidence", LOW),
-                ("Slow Model", SLOW),
-            ],
-        )
-        .await;
 
         // Confident: acted on, with the pack's acknowledgement (never the model's words).
         c.reply(ADA, "maybe i can come").await;
@@ -993,27 +1007,9 @@ both_engines!(
 both_engines!(
     core_engine_asks_the_llm_itself_for_a_tenant_whose_classification_runs_in_core,
     |db| async move {
-        let llm = FakeLlm::start(llm_script()).await;
-        let setup = Setup {
-            llm: Some(llm.base_url.clone()),
-            residency: ClassificationResidency::CoreEngine,
-        };
-        let Some(c) = Clinic::start_with(db, MONDAY_9AM, setup).await else {
+        let Some((llm, c, visits)) = with_llm(db, ClassificationResidency::CoreEngine).await else {
             return;
         };
-        const MALFORMED: &str = "+14155552681";
-        const LOW: &str = "+14155552682";
-        const SLOW: &str = "+14155552683";
-        let visits = reminded(
-            &c,
-            &[
-                ("Ada Lovelace", ADA),
-                ("Mal Formed", MALFORMED),
-                ("Lo Confidence", LOW),
-                ("Slow Model", SLOW),
-            ],
-        )
-        .await;
         c.reply(ADA, "maybe i can come").await;
         wait_until("core's classifier applied the reading", || async {
             c.status(&visits[0]).await == "confirmed"

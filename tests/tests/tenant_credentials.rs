@@ -11,14 +11,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aro_openclaw_executor::Worker;
-use aro_openclaw_executor::core::CoreClient;
-use aro_openclaw_executor::credentials::TenantCredentials;
-use aro_openclaw_executor::providers::{self, Providers};
 use aro_security::signatures;
 use aro_tests::*;
 use serde_json::{Value, json};
-use support::{Drill, drill_tuning, wait_until};
+use support::{Drill, wait_until};
 
 const OWN_SID: &str = "ACfeedc0ffee0123456789abcdef012345";
 const OWN_TOKEN: &str = "own-twilio-auth-token-b7d1e09f";
@@ -828,25 +824,9 @@ both_engines!(
         .await;
         assert_eq!(status, 201, "{answer}");
 
-        // An executor driven step by step, re-reading tenants' credentials on every execution
-        // (the running service keeps them 60 s), so the removal below takes effect at once.
-        let config = drill.config();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
-        let resilient = providers::policies(&config, &drill_tuning()).build();
-        let core = CoreClient::new(&config, http.clone(), resilient.clone()).expect("core client");
-        let providers = Providers::new(&config, &http, &resilient, 4)
-            .with_tenant_credentials(TenantCredentials::with_ttl(core.clone(), Duration::ZERO));
-        let worker = Worker::new(
-            core,
-            providers.clone(),
-            Duration::from_secs(30),
-            4,
-            drill_tuning(),
-        );
+        // An executor driven step by step, re-reading tenants' credentials on every execution,
+        // so the removal below takes effect at once.
+        let (worker, providers) = drill.stepped_executor();
         let run_until = |what: &'static str, to: &'static str, n: usize| {
             let worker = worker.clone();
             let drill = &drill;

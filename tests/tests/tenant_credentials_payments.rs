@@ -21,8 +21,7 @@ mod support;
 use std::time::Duration;
 
 use aro_openclaw_executor::Worker;
-use aro_openclaw_executor::core::{ClaimedExecution, CoreClient};
-use aro_openclaw_executor::credentials::TenantCredentials;
+use aro_openclaw_executor::core::ClaimedExecution;
 use aro_openclaw_executor::handlers;
 use aro_openclaw_executor::outcome::Outcome;
 use aro_openclaw_executor::providers::{self, Providers};
@@ -97,29 +96,6 @@ async fn sandbox_call(
     let text = response.text().await.unwrap_or_default();
     assert_no_secret(&text, "the sandbox's answer");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// An executor driven step by step that reads tenants' credentials from core on every
-/// execution (the running service keeps them 60 s), so a removal takes effect at once.
-fn fresh_executor(drill: &Drill) -> (Worker, Providers) {
-    let config = drill.config();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
-    let resilient = providers::policies(&config, &drill_tuning()).build();
-    let core = CoreClient::new(&config, http.clone(), resilient.clone()).expect("core client");
-    let providers = Providers::new(&config, &http, &resilient, 4)
-        .with_tenant_credentials(TenantCredentials::with_ttl(core.clone(), Duration::ZERO));
-    let worker = Worker::new(
-        core,
-        providers.clone(),
-        Duration::from_secs(30),
-        4,
-        drill_tuning(),
-    );
-    (worker, providers)
 }
 
 /// Providers with the installation's credentials only (no tenant's own).
@@ -248,7 +224,7 @@ both_engines!(
         )
         .await;
         assert_eq!(status, 201, "{answer}");
-        let (worker, providers) = fresh_executor(&drill);
+        let (worker, providers) = drill.stepped_executor();
 
         // Made with the tenant's key: the link is in its own account.
         let own = book_and_get_link(
@@ -383,7 +359,7 @@ both_engines!(
         )
         .await;
         assert_eq!(status, 201, "{answer}");
-        let (_worker, providers) = fresh_executor(&drill);
+        let (_worker, providers) = drill.stepped_executor();
 
         // Signed with the tenant's own key, verified so by core.
         let own = book_at_calendly(&drill, "clinic-cal", "+14155550163").await;

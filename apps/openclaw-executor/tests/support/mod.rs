@@ -101,6 +101,32 @@ pub struct Drill {
 }
 
 impl Drill {
+    /// An executor driven step by step that reads tenants' credentials from core on every
+    /// execution (the running service keeps them 60 s), so a change takes effect at once.
+    pub fn stepped_executor(&self) -> (Worker, aro_openclaw_executor::providers::Providers) {
+        use aro_openclaw_executor::core::CoreClient;
+        use aro_openclaw_executor::credentials::TenantCredentials;
+        use aro_openclaw_executor::providers::{self, Providers};
+        let config = self.config();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let resilient = providers::policies(&config, &drill_tuning()).build();
+        let core = CoreClient::new(&config, http.clone(), resilient.clone()).expect("core client");
+        let providers = Providers::new(&config, &http, &resilient, 4)
+            .with_tenant_credentials(TenantCredentials::with_ttl(core.clone(), Duration::ZERO));
+        let worker = Worker::new(
+            core,
+            providers.clone(),
+            Duration::from_secs(30),
+            4,
+            drill_tuning(),
+        );
+        (worker, providers)
+    }
+
     /// `None` when the engine is PostgreSQL and no test server is configured.
     pub async fn start(db: Db) -> Option<Self> {
         let sandbox_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
